@@ -1,0 +1,147 @@
+"""Avro single-object encoding with fastavro.
+
+Wire format (Avro spec, "Single-object encoding")::
+
+    C3 01 | 8-byte little-endian CRC-64-AVRO fingerprint | Avro binary body
+
+The fingerprint is taken over the schema's Parsing Canonical Form.  A decoder
+looks the fingerprint up in a :class:`SchemaStore` to find the *writer* schema
+and resolves it against its own *reader* schema, so that readers and writers
+of backward-compatible schema versions interoperate.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import fastavro
+from fastavro.schema import to_parsing_canonical_form
+
+from schemas.exceptions import CorruptMessageError, EncodeError, UnknownSchemaError
+
+MAGIC = b"\xc3\x01"
+HEADER_LEN = len(MAGIC) + 8
+_EMPTY = 0xC15D213AA4D7A795
+
+
+def _table() -> list[int]:
+    table = []
+    for i in range(256):
+        fp = i
+        for _ in range(8):
+            fp = (fp >> 1) ^ (_EMPTY & -(fp & 1))
+        table.append(fp)
+    return table
+
+
+_FP_TABLE = _table()
+
+
+def crc64_avro(data: bytes) -> int:
+    """Return the CRC-64-AVRO fingerprint of ``data`` (Avro spec's algorithm)."""
+    fp = _EMPTY
+    for byte in data:
+        fp = (fp >> 8) ^ _FP_TABLE[(fp ^ byte) & 0xFF]
+    return fp
+
+
+def fingerprint(parsed_schema: Any) -> bytes:
+    """8-byte little-endian fingerprint of a parsed schema's canonical form."""
+    canonical = to_parsing_canonical_form(parsed_schema)
+    return struct.pack("<Q", crc64_avro(canonical.encode("utf-8")))
+
+
+class SchemaStore:
+    """Known writer schemas by fingerprint.  Thread-safe for reads after setup."""
+
+    def __init__(self) -> None:
+        self._by_fp: dict[bytes, Any] = {}
+
+    def register(self, schema: Mapping[str, Any] | Any) -> bytes:
+        """Parse and register a schema; return its fingerprint.  Idempotent."""
+        parsed = fastavro.parse_schema(dict(schema) if isinstance(schema, Mapping) else schema)
+        fp = fingerprint(parsed)
+        self._by_fp.setdefault(fp, parsed)
+        return fp
+
+    def lookup(self, fp: bytes) -> Any:
+        """Return the parsed schema; raise :class:`UnknownSchemaError` if unknown."""
+        try:
+            return self._by_fp[fp]
+        except KeyError:
+            raise UnknownSchemaError(
+                f"unknown schema fingerprint {fp.hex()}: the writer used a schema this "
+                "reader has not registered"
+            ) from None
+
+
+class AvroCodec:
+    """Encodes records with one writer schema; decodes any registered writer schema.
+
+    ``encode`` raises :class:`EncodeError` for a record that does not match the
+    schema.  ``decode`` raises :class:`CorruptMessageError` or
+    :class:`UnknownSchemaError`; neither blocks nor performs I/O.
+    """
+
+    def __init__(self, schema: Mapping[str, Any], store: SchemaStore | None = None) -> None:
+        self.store = store if store is not None else SchemaStore()
+        self.schema: Any = fastavro.parse_schema(dict(schema))
+        self.fingerprint = self.store.register(self.schema)
+        self._header = MAGIC + self.fingerprint
+
+    @property
+    def name(self) -> str:
+        return str(self.schema["name"])
+
+    def encode(self, record: Mapping[str, Any]) -> bytes:
+        buf = io.BytesIO()
+        buf.write(self._header)
+        try:
+            fastavro.schemaless_writer(buf, self.schema, record)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise EncodeError(f"record does not match schema {self.name}: {exc}") from exc
+        return buf.getvalue()
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise CorruptMessageError(f"expected bytes, got {type(data).__name__}")
+        data = bytes(data)
+        if len(data) < HEADER_LEN or data[:2] != MAGIC:
+            raise CorruptMessageError(
+                "not Avro single-object encoding (missing C3 01 magic or short header)"
+            )
+        writer = self.store.lookup(data[2:HEADER_LEN])
+        body = io.BytesIO(data[HEADER_LEN:])
+        try:
+            record = fastavro.schemaless_reader(body, writer, self.schema)
+        except (EOFError, ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError,
+                struct.error, OverflowError) as exc:
+            raise CorruptMessageError(f"corrupt {self.name} body: {exc!r}") from exc
+        if body.read(1):
+            raise CorruptMessageError(f"trailing bytes after {self.name} body")
+        if not isinstance(record, dict):
+            raise CorruptMessageError(f"{self.name} body did not decode to a record")
+        return record
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """Load a shipped schema by file stem: ``event``, ``incident``, ``anomaly``, ``dead_letter``."""
+    text = resources.files("schemas").joinpath("avro", f"{name}.avsc").read_text("utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+_DEFAULT_STORE = SchemaStore()
+
+
+@cache
+def codec_for(name: str) -> AvroCodec:
+    """The process-wide codec for a shipped schema (all share one :class:`SchemaStore`)."""
+    return AvroCodec(load_schema(name), _DEFAULT_STORE)

@@ -1,0 +1,229 @@
+"""The ``seismo`` command line.  Heavy imports happen inside the commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+
+from seismo.settings import Settings
+
+app = typer.Typer(
+    help="Seismo: streaming incident intelligence on Kafka, served over MCP.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+kafka_app = typer.Typer(help="Run a local single-node Kafka (KRaft) for development.",
+                        no_args_is_help=True)
+redis_app = typer.Typer(help="Run a local redis-server for development.", no_args_is_help=True)
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(redis_app, name="redis")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+@kafka_app.command("start")
+def kafka_start() -> None:
+    """Fetch Kafka's jars (once) and start one KRaft broker on 127.0.0.1.  Idempotent."""
+    from seismo.local.kafka import LocalKafka
+    from seismo.local.process import LocalServiceError
+
+    try:
+        with console.status("starting Kafka (first run fetches its jars with Maven)…"):
+            status = LocalKafka(Settings()).start()
+    except LocalServiceError as exc:
+        raise _fail(str(exc)) from exc
+    pid = status.managed.pid if status.managed else "not managed by seismo"
+    console.print(f"Kafka answers at [bold]{status.bootstrap}[/bold] (pid {pid})")
+
+
+@kafka_app.command("stop")
+def kafka_stop() -> None:
+    """Stop the broker `seismo kafka start` started (never any other process)."""
+    from seismo.local.kafka import LocalKafka
+
+    stopped = LocalKafka(Settings()).stop()
+    console.print("Kafka stopped" if stopped else "no Kafka started by seismo is running")
+
+
+@kafka_app.command("status")
+def kafka_status() -> None:
+    """Say which broker Seismo uses, whether it answers, and the process behind it."""
+    from seismo.local.kafka import LocalKafka
+
+    st = LocalKafka(Settings()).status()
+    state = "[green]answers[/green]" if st.reachable else "[red]does not answer[/red]"
+    console.print(f"Kafka {st.bootstrap}: {state}")
+    if st.managed:
+        console.print(f"  started by seismo: pid {st.managed.pid}, log {st.managed.log_path}")
+
+
+@redis_app.command("start")
+def redis_start() -> None:
+    """Start redis-server on 127.0.0.1 unless SEISMO_REDIS_URL is set.  Idempotent."""
+    from seismo.local.process import LocalServiceError
+    from seismo.local.redis import LocalRedis
+
+    try:
+        st = LocalRedis(Settings()).start()
+    except LocalServiceError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"Redis answers at [bold]{st.url}[/bold]")
+
+
+@redis_app.command("stop")
+def redis_stop() -> None:
+    """Stop the redis-server `seismo redis start` started."""
+    from seismo.local.redis import LocalRedis
+
+    stopped = LocalRedis(Settings()).stop()
+    console.print("Redis stopped" if stopped else "no Redis started by seismo is running")
+
+
+@redis_app.command("status")
+def redis_status() -> None:
+    """Say which Redis Seismo uses and whether it answers."""
+    from seismo.local.redis import LocalRedis
+
+    st = LocalRedis(Settings()).status()
+    state = "[green]answers[/green]" if st.reachable else "[red]does not answer[/red]"
+    console.print(f"Redis {st.url}: {state}")
+
+
+@app.command()
+def worker() -> None:
+    """Run the stream processors (normalize → correlate) until Ctrl-C."""
+    from stream_processors.app import run_worker
+
+    run_worker(Settings())
+
+
+@app.command()
+def gateway(
+    transport: Annotated[
+        str, typer.Option(help="stdio or streamable-http")
+    ] = "streamable-http",
+    host: Annotated[str | None, typer.Option(help="Bind address (HTTP).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (HTTP).")] = None,
+) -> None:
+    """Serve the incident tables to MCP clients; HTTP endpoint at /mcp, health at /healthz."""
+    from mcp_gateway.app import run_gateway
+
+    if transport not in ("stdio", "streamable-http"):
+        raise _fail(f"unknown transport {transport!r}: use stdio or streamable-http", 2)
+    settings = Settings()
+    mode: Literal["stdio", "streamable-http"] = (
+        "stdio" if transport == "stdio" else "streamable-http"
+    )
+    h, p = host or settings.gateway_host, port or settings.gateway_port
+    if mode != "stdio":
+        err.print(f"MCP endpoint: http://{h}:{p}/mcp  (health: http://{h}:{p}/healthz)")
+    run_gateway(settings, mode, h, p)
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="JSON-lines events, one object per line.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only.")] = False,
+) -> None:
+    """Publish JSON-lines events to seismo.events.raw; invalid lines go to seismo.dlq."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from producers.exceptions import PublishError
+    from producers.ingest import ingest_file
+    from producers.publisher import KafkaPublisher
+    from seismo.topics import Topics, ensure_topics
+
+    settings = Settings()
+    topics = Topics.from_settings(settings)
+    publisher = None
+    if not dry_run:
+        from confluent_kafka import KafkaException
+
+        try:
+            ensure_topics(settings, timeout=15)
+        except KafkaException as exc:
+            raise _fail(f"Kafka at {settings.bootstrap} is not reachable ({exc}); "
+                        "run `seismo kafka start` or set SEISMO_KAFKA_BOOTSTRAP") from exc
+        publisher = KafkaPublisher(settings.bootstrap, client_id="seismo-ingest")
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TimeRemainingColumn(), console=err, transient=True) as progress:
+        task = progress.add_task("ingesting" if publisher else "validating",
+                                 total=file.stat().st_size)
+        try:
+            summary = ingest_file(file, publisher, topics.raw, topics.dlq,
+                                  on_line=lambda n: progress.advance(task, n))
+        except PublishError as exc:
+            raise _fail(f"{exc}; nothing was lost: re-run the same ingest (ids dedupe)") from exc
+    verb = "valid" if dry_run else "published"
+    console.print(f"{summary.published} {verb}, {summary.rejected} rejected"
+                  + ("" if dry_run else f" (to {topics.dlq})")
+                  + (f", {summary.blank} blank lines" if summary.blank else ""))
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def incidents(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    status: Annotated[str | None, typer.Option(help="open or resolved")] = None,
+    service: Annotated[str | None, typer.Option(help="Only incidents involving it.")] = None,
+) -> None:
+    """Print the incidents on seismo.incidents (latest state of each)."""
+    from mcp_gateway.materializer import read_incidents
+    from schemas.models import IncidentStatus
+    from seismo.render import incidents_json, incidents_table
+    from seismo.topics import Topics
+
+    settings = Settings()
+    try:
+        st = IncidentStatus(status) if status else None
+    except ValueError as exc:
+        raise _fail(f"--status must be open or resolved, not {status!r}", 2) from exc
+    try:
+        store = read_incidents(settings.bootstrap, Topics.from_settings(settings).incidents)
+    except TimeoutError as exc:
+        raise _fail(f"{exc}; is Kafka running? (`seismo kafka status`)") from exc
+    items = store.query(status=st, service=service, limit=100_000).incidents
+    if as_json:
+        print(incidents_json(items))
+    else:
+        incidents_table(items, console)
+
+
+@app.command()
+def demo(
+    port: Annotated[int | None, typer.Option(help="Port of the MCP endpoint.")] = None,
+    exit_after: Annotated[float | None, typer.Option(
+        help="Stop by itself after this many seconds (default: run until Ctrl-C).")] = None,
+) -> None:
+    """Start Kafka/Redis if needed, the worker and the gateway; feed a multi-source scenario."""
+    from seismo.demo import DemoError, run_demo
+
+    try:
+        run_demo(Settings(), console, port=port, exit_after=exit_after)
+    except DemoError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@app.command()
+def doctor() -> None:
+    """Check Kafka, Redis and the Java/Maven tools, one line each."""
+    from seismo.doctor import run_doctor
+
+    if not run_doctor(Settings(), console):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Local Kafka and Redis for development, the demo and CI."""

@@ -1,0 +1,80 @@
+"""Typed, frozen settings read from ``SEISMO_*`` environment variables.
+
+Nothing is read from a config file in the working directory.  Every
+component receives a :class:`Settings` instance; nothing reads the
+environment on its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _home(*parts: str) -> Path:
+    return Path.home().joinpath(*parts)
+
+
+class Settings(BaseSettings):
+    """Seismo's configuration; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="SEISMO_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="Kafka bootstrap servers; unset means the local broker of `seismo kafka`.",
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis URL; unset means the local redis-server Seismo starts."
+    )
+    topic_prefix: str = Field(default="", description="Prefix for every topic name.")
+    app_id: str = Field(default="seismo", description="Faust app id = consumer group prefix.")
+    partitions: int = Field(default=3, ge=1, description="Partitions of the topics Seismo creates.")
+    replication_factor: int = Field(default=1, ge=1)
+    raw_retention_ms: int = Field(default=7 * 24 * 3600 * 1000)
+
+    cache_dir: Path = Field(default_factory=lambda: _home(".cache", "seismo"))
+    state_dir: Path = Field(default_factory=lambda: _home(".local", "state", "seismo"))
+
+    local_kafka_port: int = Field(default=29092, description="Port of the local broker.")
+    local_kafka_controller_port: int = 29093
+    local_kafka_heap: str = "768m"
+    local_redis_port: int = 26379
+
+    store: str = Field(default="memory://", description="Faust table store: memory:// or rocksdb://")
+    worker_web_port: int | None = Field(
+        default=None, description="Port of the worker's Faust web server; unset disables it."
+    )
+    correlate_window_s: float = Field(
+        default=300.0, gt=0, description="Anomalies of one service closer than this join one incident."
+    )
+    resolve_quiet_s: float = Field(
+        default=600.0, gt=0, description="Event-time quiet period after which an incident resolves."
+    )
+    max_evidence: int = Field(default=200, ge=1, description="Evidence kept per incident.")
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8765
+    gateway_transport: Literal["stdio", "streamable-http"] = "streamable-http"
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @property
+    def local_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.local_kafka_port}"
+
+    @property
+    def bootstrap(self) -> str:
+        """The bootstrap servers every client uses."""
+        return self.kafka_bootstrap or self.local_bootstrap
+
+    @property
+    def local_redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.local_redis_port}/0"
+
+    @property
+    def redis(self) -> str:
+        return self.redis_url or self.local_redis_url

@@ -1,0 +1,154 @@
+"""``create_app(settings)``: the Faust app with the normalize and correlate agents.
+
+Nothing happens at import time; the app object exists only when built.  Each
+agent is a thin loop around a pure step:
+
+* **normalize** reads ``seismo.events.raw``, decodes the Avro Event, calls
+  :func:`stream_processors.normalize.normalize` and forwards the result to
+  ``seismo.events.enriched`` (key = service, so order per service is kept);
+* **correlate** reads ``seismo.events.enriched``, folds each event into the
+  service's state (a Faust table, restored from its changelog on restart) with
+  :func:`stream_processors.correlate.apply`, and publishes changed incidents to
+  the compacted ``seismo.incidents`` topic keyed by incident id.
+
+Delivery: an incident update is acknowledged by the broker *before* the state
+that produced it is written, and Faust flushes the changelog before it commits
+the input offset.  A crash therefore replays events whose effect may already
+be in the state; :func:`~stream_processors.correlate.apply` ignores those by
+event id, so replays never create a second incident or duplicate evidence.
+
+A message that cannot be decoded or processed goes to ``seismo.dlq`` with the
+reason, and the agent goes on with the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+from pydantic import ValidationError
+
+from schemas.codec import codec_for
+from schemas.exceptions import SchemaError
+from schemas.models import DeadLetter, Event
+from seismo.settings import Settings
+from seismo.topics import Topics
+from stream_processors.correlate import CorrelateConfig, ServiceState, apply
+from stream_processors.exceptions import InvalidEvent
+from stream_processors.normalize import normalize
+
+log = logging.getLogger(__name__)
+
+
+def _decode_event(value: Any) -> Event:
+    try:
+        return Event.from_avro(codec_for("event").decode(value))
+    except SchemaError as exc:
+        raise InvalidEvent(f"undecodable Event: {exc}", "undecodable") from None
+    except ValidationError as exc:
+        raise InvalidEvent(f"Event fails validation: {exc.errors()[:3]}", "invalid_event") from None
+
+
+def create_app(settings: Settings) -> faust.App:
+    """Build the worker's Faust app from ``settings``; registers every agent explicitly."""
+    topics = Topics.from_settings(settings)
+    datadir = settings.state_dir / "worker" / settings.app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.bootstrap}",
+        store=settings.store,
+        datadir=str(datadir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_disable_leader=True,
+        web_enabled=settings.worker_web_port is not None,
+        web_port=settings.worker_web_port or 6066,
+        web_host="127.0.0.1",
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+    )
+    raw_kw: dict[str, Any] = {"key_type": bytes, "value_type": bytes,
+                              "key_serializer": "raw", "value_serializer": "raw"}
+    raw = app.topic(topics.raw, **raw_kw)
+    enriched = app.topic(topics.enriched, **raw_kw)
+    incidents = app.topic(topics.incidents, **raw_kw)
+    dlq = app.topic(topics.dlq, **raw_kw)
+    state = app.Table(
+        "correlate-state", default=None, partitions=settings.partitions,
+        key_type=str, value_type=dict,
+    )
+    cfg = CorrelateConfig(
+        window_s=settings.correlate_window_s, quiet_s=settings.resolve_quiet_s,
+        max_evidence=settings.max_evidence,
+    )
+    event_codec, incident_codec, dlq_codec = (
+        codec_for("event"), codec_for("incident"), codec_for("dead_letter"),
+    )
+
+    async def dead_letter(message: Any, component: str, error: InvalidEvent) -> None:
+        letter = DeadLetter(
+            reason=error.reason, error_type=error.error_type, component=component,
+            payload=bytes(message.value or b""), original_key=message.key,
+            topic=message.topic, partition=message.partition, offset=message.offset,
+        )
+        log.warning("%s: dead-lettered %s[%s]@%s: %s", component, message.topic,
+                    message.partition, message.offset, error.reason)
+        await dlq.send(key=message.key, value=dlq_codec.encode(letter.to_avro()))
+
+    async def normalize_agent(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                normalized = normalize(_decode_event(message.value))
+            except InvalidEvent as exc:
+                await dead_letter(message, "normalize", exc)
+                continue
+            except Exception as exc:  # a bug must not stall the partition: park the message
+                log.exception("normalize failed on %s[%s]@%s", message.topic, message.partition,
+                              message.offset)
+                await dead_letter(message, "normalize", InvalidEvent(repr(exc), "internal_error"))
+                continue
+            await enriched.send(key=normalized.service.encode(),
+                                value=event_codec.encode(normalized.to_avro()))
+
+    async def correlate_agent(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                ev = _decode_event(message.value)
+                current = state.get(ev.service)
+                before = ServiceState.from_json(current) if current else ServiceState(ev.service)
+                after, outputs = apply(before, ev, cfg)
+            except InvalidEvent as exc:
+                await dead_letter(message, "correlate", exc)
+                continue
+            except Exception as exc:  # a bug must not stall the partition: park the message
+                log.exception("correlate failed on %s[%s]@%s", message.topic, message.partition,
+                              message.offset)
+                await dead_letter(message, "correlate", InvalidEvent(repr(exc), "internal_error"))
+                continue
+            for incident in outputs:
+                fut = await incidents.send(
+                    key=incident.id.encode(), value=incident_codec.encode(incident.to_avro()),
+                    force=True,
+                )
+                await fut  # acknowledged before the state that produced it is saved
+            if after != before:
+                state[ev.service] = after.to_json()
+
+    app.agent(raw, name="normalize")(normalize_agent)
+    app.agent(enriched, name="correlate")(correlate_agent)
+    return app
+
+
+def run_worker(settings: Settings) -> None:
+    """Create topics, build the app and run it until SIGINT/SIGTERM.  Blocks."""
+    from seismo.topics import ensure_topics
+
+    ensure_topics(settings)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+    worker.execute_from_commandline()
