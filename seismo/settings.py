@@ -45,8 +45,19 @@ class Settings(BaseSettings):
     local_redis_port: int = 26379
 
     store: str = Field(default="memory://", description="Faust table store: memory:// or rocksdb://")
+    state_backend: Literal["redis", "memory"] = Field(
+        default="redis", description="Where the correlator keeps its state; memory is lost on restart."
+    )
     worker_web_port: int | None = Field(
         default=None, description="Port of the worker's Faust web server; unset disables it."
+    )
+    worker_session_timeout_s: float = Field(
+        default=10.0, ge=6.0, description="Consumer-group session timeout of the worker."
+    )
+    worker_instance_id: str | None = Field(
+        default=None,
+        description="Static group membership id, unique per worker replica (e.g. a StatefulSet pod "
+        "name): a restarted worker gets its partitions back without a rebalance.",
     )
     correlate_window_s: float = Field(
         default=300.0, gt=0, description="Anomalies of one service closer than this join one incident."

@@ -8,14 +8,16 @@ agent is a thin loop around a pure step:
   ``seismo.events.enriched`` (key = service, so order per service is kept);
 * **correlate** reads ``seismo.events.enriched``, folds each event into the
   service's state (a Faust table, restored from its changelog on restart) with
-  :func:`stream_processors.correlate.apply`, and publishes changed incidents to
-  the compacted ``seismo.incidents`` topic keyed by incident id.
+  service's state (a :class:`~stream_processors.state.StateStore`, Redis in
+  production) with :func:`stream_processors.correlate.apply`, and publishes
+  changed incidents to the compacted ``seismo.incidents`` topic keyed by id.
 
 Delivery: an incident update is acknowledged by the broker *before* the state
-that produced it is written, and Faust flushes the changelog before it commits
-the input offset.  A crash therefore replays events whose effect may already
-be in the state; :func:`~stream_processors.correlate.apply` ignores those by
-event id, so replays never create a second incident or duplicate evidence.
+that produced it is saved, and the state is saved before the input event is
+acknowledged (so before its offset can be committed).  A crash therefore
+replays events whose effect may already be in the state;
+:func:`~stream_processors.correlate.apply` ignores those by event id, so
+replays never create a second incident or duplicate evidence.
 
 A message that cannot be decoded or processed goes to ``seismo.dlq`` with the
 reason, and the agent goes on with the next one.
@@ -37,6 +39,7 @@ from seismo.topics import Topics
 from stream_processors.correlate import CorrelateConfig, ServiceState, apply
 from stream_processors.exceptions import InvalidEvent
 from stream_processors.normalize import normalize
+from stream_processors.state import MemoryStateStore, RedisStateStore, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,15 @@ def _decode_event(value: Any) -> Event:
         raise InvalidEvent(f"Event fails validation: {exc.errors()[:3]}", "invalid_event") from None
 
 
-def create_app(settings: Settings) -> faust.App:
+def state_store(settings: Settings) -> StateStore:
+    """The configured correlator state backend (Redis unless ``state_backend`` is memory)."""
+    if settings.state_backend == "memory":
+        log.warning("correlator state is in memory: a restarted worker starts from scratch")
+        return MemoryStateStore()
+    return RedisStateStore(settings.redis, namespace=settings.app_id)
+
+
+def create_app(settings: Settings, store: StateStore | None = None) -> faust.App:
     """Build the worker's Faust app from ``settings``; registers every agent explicitly."""
     topics = Topics.from_settings(settings)
     datadir = settings.state_dir / "worker" / settings.app_id
@@ -69,33 +80,54 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=1.0,
+        # A killed worker's partitions move to a live one after this long (Kafka's default is 45 s).
+        broker_session_timeout=settings.worker_session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.worker_session_timeout_s / 4),
+        # Static membership: a restarted worker takes its partitions back at once instead of
+        # waiting out the dead member's session (and going through two rebalances).
+        consumer_group_instance_id=settings.worker_instance_id,
     )
-    raw_kw: dict[str, Any] = {"key_type": bytes, "value_type": bytes,
-                              "key_serializer": "raw", "value_serializer": "raw"}
+    raw_kw: dict[str, Any] = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
     raw = app.topic(topics.raw, **raw_kw)
     enriched = app.topic(topics.enriched, **raw_kw)
     incidents = app.topic(topics.incidents, **raw_kw)
     dlq = app.topic(topics.dlq, **raw_kw)
-    state = app.Table(
-        "correlate-state", default=None, partitions=settings.partitions,
-        key_type=str, value_type=dict,
-    )
+    state = store if store is not None else state_store(settings)
     cfg = CorrelateConfig(
-        window_s=settings.correlate_window_s, quiet_s=settings.resolve_quiet_s,
+        window_s=settings.correlate_window_s,
+        quiet_s=settings.resolve_quiet_s,
         max_evidence=settings.max_evidence,
     )
     event_codec, incident_codec, dlq_codec = (
-        codec_for("event"), codec_for("incident"), codec_for("dead_letter"),
+        codec_for("event"),
+        codec_for("incident"),
+        codec_for("dead_letter"),
     )
 
     async def dead_letter(message: Any, component: str, error: InvalidEvent) -> None:
         letter = DeadLetter(
-            reason=error.reason, error_type=error.error_type, component=component,
-            payload=bytes(message.value or b""), original_key=message.key,
-            topic=message.topic, partition=message.partition, offset=message.offset,
+            reason=error.reason,
+            error_type=error.error_type,
+            component=component,
+            payload=bytes(message.value or b""),
+            original_key=message.key,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
         )
-        log.warning("%s: dead-lettered %s[%s]@%s: %s", component, message.topic,
-                    message.partition, message.offset, error.reason)
+        log.warning(
+            "%s: dead-lettered %s[%s]@%s: %s",
+            component,
+            message.topic,
+            message.partition,
+            message.offset,
+            error.reason,
+        )
         await dlq.send(key=message.key, value=dlq_codec.encode(letter.to_avro()))
 
     async def normalize_agent(stream: Any) -> None:
@@ -107,37 +139,41 @@ def create_app(settings: Settings) -> faust.App:
                 await dead_letter(message, "normalize", exc)
                 continue
             except Exception as exc:  # a bug must not stall the partition: park the message
-                log.exception("normalize failed on %s[%s]@%s", message.topic, message.partition,
-                              message.offset)
+                log.exception(
+                    "normalize failed on %s[%s]@%s", message.topic, message.partition, message.offset
+                )
                 await dead_letter(message, "normalize", InvalidEvent(repr(exc), "internal_error"))
                 continue
-            await enriched.send(key=normalized.service.encode(),
-                                value=event_codec.encode(normalized.to_avro()))
+            await enriched.send(
+                key=normalized.service.encode(), value=event_codec.encode(normalized.to_avro())
+            )
 
     async def correlate_agent(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
             try:
                 ev = _decode_event(message.value)
-                current = state.get(ev.service)
+                current = await state.load(ev.service)
                 before = ServiceState.from_json(current) if current else ServiceState(ev.service)
                 after, outputs = apply(before, ev, cfg)
             except InvalidEvent as exc:
                 await dead_letter(message, "correlate", exc)
                 continue
             except Exception as exc:  # a bug must not stall the partition: park the message
-                log.exception("correlate failed on %s[%s]@%s", message.topic, message.partition,
-                              message.offset)
+                log.exception(
+                    "correlate failed on %s[%s]@%s", message.topic, message.partition, message.offset
+                )
                 await dead_letter(message, "correlate", InvalidEvent(repr(exc), "internal_error"))
                 continue
             for incident in outputs:
                 fut = await incidents.send(
-                    key=incident.id.encode(), value=incident_codec.encode(incident.to_avro()),
+                    key=incident.id.encode(),
+                    value=incident_codec.encode(incident.to_avro()),
                     force=True,
                 )
                 await fut  # acknowledged before the state that produced it is saved
             if after != before:
-                state[ev.service] = after.to_json()
+                await state.save(ev.service, after.to_json())
 
     app.agent(raw, name="normalize")(normalize_agent)
     app.agent(enriched, name="correlate")(correlate_agent)

@@ -1,0 +1,158 @@
+"""Weighted ensemble of detectors with a calibrated score, adaptive threshold and explanations."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+from models.base import Detector, Features, PickleStateMixin
+from models.quantile import Calibrator, QuantileFilter
+
+Combine = Literal["max", "mean"]
+"""How calibrated member scores combine: weighted max (any strong member) or mean."""
+
+
+@runtime_checkable
+class HasBaseline(Protocol):
+    """A detector that can say which value a feature is compared with."""
+
+    def baseline(self, key: str) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class Member:
+    """One detector in the ensemble: its weight, and how its raw score is calibrated.
+
+    The raw score is calibrated against the member's own history (``Calibrator``);
+    a member *fires* when its calibrated score reaches ``fire_level``.
+    """
+
+    detector: Detector
+    weight: float = 1.0
+    fire_level: float = 0.5
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a point was flagged: which members fired, the features, the baselines."""
+
+    fired: tuple[str, ...]
+    member_scores: dict[str, float]
+    features: dict[str, float]
+    baseline: dict[str, float]
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The ensemble's decision for one point; ``explanation`` is set for anomalies.
+
+    ``score`` is the calibrated ensemble score in [0, 1], damped during a cooldown.
+    """
+
+    score: float
+    threshold: float
+    is_anomaly: bool
+    in_probation: bool
+    explanation: Explanation | None = field(default=None)
+
+
+class Ensemble(PickleStateMixin):
+    """Weighted mean of calibrated member scores, in [0, 1], with online decisions.
+
+    ``process_one`` scores a point, decides, then learns it (prequential order).
+    The decision threshold is ``max(min_threshold, margin * Q_q)`` where ``Q_q`` is
+    the ``quantile`` of this signal's own past scores (a quantile filter), so every
+    signal gets its own threshold.  No point is flagged during the first
+    ``probation`` points, and after a flag the next ``cooldown`` points are not
+    flagged again (one incident, one alert); their reported score is multiplied
+    by ``cooldown_damping`` so that a single global threshold over the score
+    also sees one alert per incident.  The threshold filter learns undamped scores.
+    """
+
+    def __init__(
+        self,
+        members: Mapping[str, Member],
+        quantile: float = 0.995,
+        quantile_window: int = 2000,
+        margin: float = 1.0,
+        min_threshold: float = 0.5,
+        probation: int = 150,
+        cooldown: int = 50,
+        combine: Combine = "max",
+        cooldown_damping: float = 0.5,
+        seed: int = 0,
+    ) -> None:
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = dict(members)
+        self.quantile = quantile
+        self.margin = margin
+        self.min_threshold = min_threshold
+        self.probation = probation
+        self.cooldown = cooldown
+        self.combine = combine
+        self.cooldown_damping = cooldown_damping
+        self.seed = seed
+        self._calibrators = {name: Calibrator() for name in self.members}
+        self._filter = QuantileFilter(q=quantile, window=quantile_window, default=1.0)
+        self._seen = 0
+        self._quiet_until = 0
+
+    def _raw(self, x: Features) -> dict[str, float]:
+        return {name: m.detector.score_one(x) for name, m in self.members.items()}
+
+    def _combine(self, raw: Mapping[str, float]) -> tuple[float, dict[str, float]]:
+        calibrated = {name: self._calibrators[name].calibrate(raw[name]) for name in raw}
+        weights = {n: self.members[n].weight for n in calibrated}
+        if self.combine == "max":
+            top = max(weights.values())
+            score = max(weights[n] * c for n, c in calibrated.items()) / top
+        else:
+            score = sum(weights[n] * c for n, c in calibrated.items()) / sum(weights.values())
+        return min(max(score, 0.0), 1.0), calibrated
+
+    def score_one(self, x: Features) -> float:
+        """The calibrated ensemble score of ``x`` in [0, 1]; changes no state."""
+        return self._combine(self._raw(x))[0]
+
+    def learn_one(self, x: Features) -> None:
+        self._learn(x, self._raw(x))
+
+    def _learn(self, x: Features, raw: Mapping[str, float]) -> None:
+        for name, member in self.members.items():
+            self._calibrators[name].update(raw[name])
+            member.detector.learn_one(x)
+
+    def threshold(self) -> float:
+        return max(self.min_threshold, self.margin * self._filter.value())
+
+    def process_one(self, x: Features) -> Verdict:
+        """Score, decide and learn ``x``; returns the decision with its explanation."""
+        raw = self._raw(x)
+        score, calibrated = self._combine(raw)
+        threshold = self.threshold()
+        in_probation = self._seen < self.probation
+        quiet = self._seen < self._quiet_until
+        is_anomaly = not in_probation and not quiet and score >= threshold
+        explanation = None
+        if is_anomaly:
+            self._quiet_until = self._seen + 1 + self.cooldown
+            explanation = self._explain(x, calibrated, threshold)
+        self._seen += 1
+        self._filter.update(score)
+        self._learn(x, raw)
+        reported = score * self.cooldown_damping if quiet else score
+        return Verdict(reported, threshold, is_anomaly, in_probation, explanation)
+
+    def _explain(self, x: Features, calibrated: Mapping[str, float], threshold: float) -> Explanation:
+        fired = tuple(n for n, c in calibrated.items() if c >= self.members[n].fire_level)
+        baseline: dict[str, float] = {}
+        for member in self.members.values():
+            if isinstance(member.detector, HasBaseline):
+                for key in x:
+                    value = member.detector.baseline(key)
+                    if value is not None and key not in baseline:
+                        baseline[key] = value
+        return Explanation(fired, dict(calibrated), dict(x), baseline, threshold)

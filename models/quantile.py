@@ -1,0 +1,94 @@
+"""Online quantile filter (adaptive thresholds) and score calibration."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from models.base import PickleStateMixin
+from models.rolling import RollingWindow
+
+
+class QuantileFilter(PickleStateMixin):
+    """The ``q`` quantile of the last ``window`` values, exact, O(window) per update.
+
+    ``value()`` is ``default`` until ``min_samples`` values were seen, so callers
+    get a conservative threshold while the baseline forms.
+    """
+
+    def __init__(
+        self, q: float = 0.99, window: int = 2000, min_samples: int = 50, default: float = 1.0
+    ) -> None:
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"q must be in [0, 1], got {q}")
+        self.q = q
+        self.window = window
+        self.min_samples = min_samples
+        self.default = default
+        self._values = RollingWindow(window)
+
+    def update(self, value: float) -> None:
+        self._values.push(value)
+
+    def value(self) -> float:
+        if len(self._values) < self.min_samples:
+            return self.default
+        return self._values.quantile(self.q)
+
+
+def gaussian_surprise(z: float) -> float:
+    """``-log10 P(Z > z)`` for a standard normal Z, finite for every finite z."""
+    if z < 8.0:
+        return -math.log10(max(0.5 * math.erfc(z / math.sqrt(2.0)), 1e-300))
+    # Mills-ratio asymptote: P(Z > z) ~ phi(z) / z, exact to <2% here.
+    return (z * z / 2.0 + math.log(z * math.sqrt(2.0 * math.pi))) / math.log(10.0)
+
+
+class Calibrator(PickleStateMixin):
+    """Map a detector's raw score onto [0, 1] as an anomaly *likelihood*.
+
+    Like the anomaly likelihood of Numenta's HTM detector: the mean of the last
+    ``short_window`` raw scores is compared with the mean and deviation of that
+    moving average over the last ``long_window`` points; the Gaussian tail
+    probability ``p`` gives the surprise ``s = -log10(p)`` and the calibrated score
+    ``s / (s + half)``, so 0.5 means ``p = 10**-half`` and the score never
+    saturates (ranks stay distinct for a threshold sweep).  It is 0.0 until ``min_samples``
+    averages were seen.  Works for any raw scale, so members need no hand scale.
+    ``calibrate`` is pure; ``update`` absorbs the raw score.
+    """
+
+    def __init__(
+        self,
+        short_window: int = 10,
+        long_window: int = 2000,
+        min_samples: int = 100,
+        min_std: float = 1e-3,
+        half: float = 5.0,
+    ) -> None:
+        self.short_window = short_window
+        self.long_window = long_window
+        self.min_samples = min_samples
+        self.min_std = min_std
+        self.half = half
+        self._recent: deque[float] = deque(maxlen=short_window)
+        self._averages = RollingWindow(long_window)
+
+    def _average_with(self, raw: float) -> float:
+        recent = list(self._recent)
+        if len(recent) == self.short_window:
+            recent.pop(0)
+        recent.append(raw)
+        return sum(recent) / len(recent)
+
+    def calibrate(self, raw: float) -> float:
+        if len(self._averages) < self.min_samples:
+            return 0.0
+        average = self._average_with(raw)
+        spread = max(self._averages.std(), self.min_std * max(1.0, abs(self._averages.mean())))
+        surprise = gaussian_surprise((average - self._averages.mean()) / spread)
+        return surprise / (surprise + self.half)
+
+    def update(self, raw: float) -> None:
+        average = self._average_with(raw)
+        self._recent.append(raw)
+        self._averages.push(average)

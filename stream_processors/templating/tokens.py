@@ -1,0 +1,111 @@
+"""Template tokens: literal tokens and (partial) wildcards such as ``<*>`` or ``rhost=<*>``.
+
+A template is a list of whitespace-separated tokens. A wildcard token keeps the
+literal prefix and suffix that every line it absorbed shared, cut at a delimiter
+(``rhost=<*>``, ``core.<*>``, ``[<*>]``), so templates stay readable and specific.
+"""
+
+from __future__ import annotations
+
+WILDCARD = "<*>"
+
+Wild = tuple[str, str]
+"""A wildcard position: the literal ``(prefix, suffix)`` around ``<*>``."""
+
+_DELIMS = frozenset("=:/,;()[]{}@#-_.|'\"")
+
+
+def _balanced(text: str) -> bool:
+    return text.count("<") == text.count(">")
+
+
+def _common(a: str, b: str) -> int:
+    """Length of the common prefix of ``a`` and ``b``."""
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def _prefix(a: str, b: str) -> str:
+    prefix = a[: _common(a, b)]
+    while prefix and (prefix[-1] not in _DELIMS or not _balanced(prefix)):
+        prefix = prefix[:-1]
+    return prefix
+
+
+def _suffix(a: str, b: str) -> str:
+    size = _common(a[::-1], b[::-1])
+    suffix = a[len(a) - size :]
+    while suffix and (suffix[0] not in _DELIMS or not _balanced(suffix)):
+        suffix = suffix[1:]
+    return suffix
+
+
+def generalize(template: str, wild: Wild | None, token: str) -> tuple[str, Wild]:
+    """The narrowest wildcard token covering ``template`` (or its wildcard) and ``token``.
+
+    Pure. The prefix and suffix never overlap and never split a ``<PLACEHOLDER>``.
+    """
+    if wild is None:
+        prefix, suffix = _prefix(template, token), _suffix(template, token)
+        shortest = min(len(template), len(token))
+    else:
+        prefix, suffix = _prefix(wild[0], token), _suffix(wild[1], token)
+        shortest = len(token)
+    while len(prefix) + len(suffix) > shortest and suffix:
+        suffix = suffix[1:]
+    while len(prefix) + len(suffix) > shortest and prefix:
+        prefix = prefix[:-1]
+    return prefix + WILDCARD + suffix, (prefix, suffix)
+
+
+def covers(wild: Wild, token: str) -> bool:
+    """True when ``token`` fits the wildcard ``prefix<*>suffix``."""
+    prefix, suffix = wild
+    return (
+        len(token) >= len(prefix) + len(suffix)
+        and token.startswith(prefix)
+        and token.endswith(suffix)
+    )
+
+
+def extract(wild: Wild, token: str) -> str:
+    """The part of ``token`` that stands for ``<*>`` in ``prefix<*>suffix``."""
+    prefix, suffix = wild
+    return token[len(prefix) : len(token) - len(suffix)]
+
+
+def route(token: str) -> str:
+    """The tree key of a token: itself, or ``<*>`` when it holds a digit or is a placeholder."""
+    if (token.startswith("<") and token.endswith(">")) or any(c.isdigit() for c in token):
+        return WILDCARD
+    return token
+
+
+def _case(token: str) -> str:
+    core = token.strip(".,;:!?'\"()[]{}")
+    if not core.isalpha():
+        return ""
+    if core.isupper() and len(core) > 1:
+        return "CAPS"
+    if core[0].isupper():
+        return "Cap"
+    return "low" if core.islower() else "mixed"
+
+
+def conflicting(a: str, b: str) -> bool:
+    """True when tokens ``a`` and ``b`` must not be merged into one wildcard.
+
+    Two different all-caps words are enumeration values (states, levels, event
+    types) and name different events; so do plain words of different case
+    (``Bye`` / ``disconnected``) and a plain word against a token holding a
+    placeholder (``NODEVssh`` / ``:<NUM>``: a constant against a value).
+    """
+    ca, cb = _case(a), _case(b)
+    if ca and cb:
+        return ca != cb or ca == "CAPS"
+    if ca or cb:
+        return ("<" in a) != ("<" in b)
+    return False

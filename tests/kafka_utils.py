@@ -1,0 +1,181 @@
+"""Helpers for tests against the real Kafka broker (started by .ci/run or `seismo kafka start`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from seismo.settings import Settings
+
+
+def bootstrap() -> str:
+    return os.environ.get("SEISMO_KAFKA_BOOTSTRAP") or Settings().local_bootstrap
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.25) -> None:
+    """Poll ``predicate`` until it holds; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def read_topic(topic: str, timeout: float = 15.0) -> list[tuple[bytes | None, bytes | None]]:
+    """Every (key, value) on ``topic`` from the beginning to the current end."""
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap(),
+            "group.id": f"t-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        meta = c.list_topics(topic, timeout=timeout).topics[topic]
+        parts = sorted(meta.partitions)
+        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1] for p in parts}
+        todo = {p for p in parts if ends[p] > 0}
+        c.assign([TopicPartition(topic, p, 0) for p in todo])
+        out: list[tuple[bytes | None, bytes | None]] = []
+        deadline = time.monotonic() + timeout
+        while todo and time.monotonic() < deadline:
+            msg = c.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                eof = msg.error().code() == KafkaError._PARTITION_EOF
+                if eof and msg.offset() >= ends[msg.partition()]:
+                    todo.discard(msg.partition())
+                continue
+            out.append((msg.key(), msg.value()))
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                todo.discard(msg.partition())
+        assert not todo, f"could not read {topic} to its end"
+        return out
+    finally:
+        c.close()
+
+
+def consumed(group: str, topic: str) -> tuple[int, int]:
+    """(committed offsets summed, end offsets summed) of ``group`` on ``topic``."""
+    admin = AdminClient({"bootstrap.servers": bootstrap()})
+    c = Consumer({"bootstrap.servers": bootstrap(), "group.id": group, "enable.auto.commit": False})
+    try:
+        meta = c.list_topics(topic, timeout=10).topics[topic]
+        tps = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
+        committed = c.committed(tps, timeout=10)
+        ends = sum(c.get_watermark_offsets(tp, timeout=10)[1] for tp in tps)
+        done = sum(max(tp.offset, 0) for tp in committed)
+        return done, ends
+    finally:
+        c.close()
+        del admin
+
+
+@dataclass
+class Env:
+    """An isolated Seismo deployment on the shared broker: its own topics and consumer group."""
+
+    state_dir: Path
+    run: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def vars(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "SEISMO_KAFKA_BOOTSTRAP": bootstrap(),
+            "SEISMO_TOPIC_PREFIX": f"t-{self.run}.",
+            "SEISMO_APP_ID": f"seismo-test-{self.run}",
+            "SEISMO_STATE_DIR": str(self.state_dir),
+            "SEISMO_LOG_LEVEL": "WARNING",
+            **self.extra,
+        }
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(
+            kafka_bootstrap=bootstrap(),
+            topic_prefix=f"t-{self.run}.",
+            app_id=f"seismo-test-{self.run}",
+            state_dir=self.state_dir,
+        )
+
+    def topic(self, name: str) -> str:
+        return f"t-{self.run}.seismo.{name}"
+
+    def seismo(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "seismo", *args],
+            env=self.vars,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"seismo {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    def spawn(self, *args: str, log_name: str) -> subprocess.Popen[bytes]:
+        log = self.state_dir / f"{log_name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as fh:
+            return subprocess.Popen(
+                [sys.executable, "-m", "seismo", *args],
+                env=self.vars,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def log_tail(self, log_name: str, lines: int = 40) -> str:
+        path = self.state_dir / f"{log_name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def stop(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[Any], timeout: float = 60) -> None:
+    def ok() -> bool:
+        assert proc.poll() is None, f"process exited with {proc.returncode}"
+        try:
+            return httpx.get(url, timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(ok, timeout, f"{url} to answer 200")

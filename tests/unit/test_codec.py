@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import copy
+import struct
+from datetime import UTC, datetime
+
+import pytest
+
+from schemas.codec import MAGIC, AvroCodec, SchemaStore, codec_for, crc64_avro, load_schema
+from schemas.exceptions import CorruptMessageError, UnknownSchemaError
+from schemas.models import DeadLetter, Event, Incident, IncidentStatus
+
+EVENT = Event(
+    id="ev-1",
+    source="kubernetes",
+    kind="log",
+    timestamp=datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
+    service="checkout",
+    entity={"namespace": "shop", "pod": "checkout-1"},
+    severity="error",
+    message="boom",
+    attributes={"k": "v"},
+)
+
+
+def _event_v2() -> dict[str, object]:
+    schema = copy.deepcopy(load_schema("event"))
+    fields = schema["fields"]
+    assert isinstance(fields, list)
+    fields.append({"name": "trace_id", "type": ["null", "string"], "default": None})
+    return schema
+
+
+def test_crc64_avro_matches_the_specs_empty_string_fingerprint() -> None:
+    # The Avro spec's fingerprint of no bytes is the EMPTY constant itself.
+    assert crc64_avro(b"") == 0xC15D213AA4D7A795
+
+
+@pytest.mark.parametrize("name", ["event", "incident", "anomaly", "dead_letter"])
+def test_every_shipped_schema_parses_and_has_a_distinct_fingerprint(name: str) -> None:
+    fps = {codec_for(n).fingerprint for n in ("event", "incident", "anomaly", "dead_letter")}
+    assert len(fps) == 4
+    assert codec_for(name).encode  # parsed without error
+
+
+def test_event_round_trips_through_single_object_encoding() -> None:
+    codec = codec_for("event")
+    data = codec.encode(EVENT.to_avro())
+    assert data[:2] == MAGIC
+    assert data[2:10] == codec.fingerprint
+    assert Event.from_avro(codec.decode(data)) == EVENT
+
+
+def test_incident_and_dead_letter_round_trip() -> None:
+    inc = Incident(
+        id="inc-1",
+        revision=2,
+        status=IncidentStatus.OPEN,
+        title="t",
+        severity="error",
+        opened_at=EVENT.timestamp,
+        updated_at=EVENT.timestamp,
+        services=["a"],
+        sources=["sentry"],
+        root_cause_candidates=[{"service": "a", "score": 1.0, "reason": "r"}],
+        evidence=[
+            {
+                "event_id": "e",
+                "source": "sentry",
+                "kind": "error",
+                "timestamp": EVENT.timestamp,
+                "service": "a",
+                "severity": "error",
+                "summary": "s",
+            }
+        ],
+        event_count=1,
+    )
+    assert (
+        Incident.from_avro(codec_for("incident").decode(codec_for("incident").encode(inc.to_avro()))) == inc
+    )
+    dl = DeadLetter(reason="r", error_type="x", component="c", payload=b"\x00\xff", line_number=3)
+    assert (
+        DeadLetter.from_avro(codec_for("dead_letter").decode(codec_for("dead_letter").encode(dl.to_avro())))
+        == dl
+    )
+
+
+def test_unknown_fingerprint_raises_unknown_schema_error() -> None:
+    data = bytearray(codec_for("event").encode(EVENT.to_avro()))
+    data[2:10] = struct.pack("<Q", 12345)
+    with pytest.raises(UnknownSchemaError, match="unknown schema fingerprint"):
+        codec_for("event").decode(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"{}", b"\xc3\x01abc", b"\xc3\x02" + b"\x00" * 20, "not bytes"],
+)
+def test_garbage_raises_corrupt_message_error(data: object) -> None:
+    with pytest.raises(CorruptMessageError):
+        codec_for("event").decode(data)  # type: ignore[arg-type]
+
+
+def test_truncated_body_raises_corrupt_message_error() -> None:
+    data = codec_for("event").encode(EVENT.to_avro())
+    with pytest.raises(CorruptMessageError):
+        codec_for("event").decode(data[:-5])
+
+
+def test_event_v2_with_an_added_optional_field_reads_v1_data() -> None:
+    store = SchemaStore()
+    v1 = AvroCodec(load_schema("event"), store)
+    v2 = AvroCodec(_event_v2(), store)
+    record = v2.decode(v1.encode(EVENT.to_avro()))
+    assert record["trace_id"] is None
+    assert record["id"] == EVENT.id and record["message"] == EVENT.message
+
+
+def test_v1_reader_reads_event_v2_data() -> None:
+    store = SchemaStore()
+    v1 = AvroCodec(load_schema("event"), store)
+    v2 = AvroCodec(_event_v2(), store)
+    data = v2.encode({**EVENT.to_avro(), "trace_id": "abc"})
+    assert v1.fingerprint != v2.fingerprint
+    decoded = v1.decode(data)
+    assert "trace_id" not in decoded
+    assert Event.from_avro(decoded) == EVENT
+
+
+def test_a_reader_that_never_registered_v2_rejects_its_data_with_a_typed_error() -> None:
+    v2 = AvroCodec(_event_v2(), SchemaStore())
+    v1 = AvroCodec(load_schema("event"), SchemaStore())
+    with pytest.raises(UnknownSchemaError):
+        v1.decode(v2.encode({**EVENT.to_avro(), "trace_id": None}))
