@@ -67,6 +67,7 @@ def run_demo(base: Settings, console: Console, port: int | None, exit_after: flo
                 with console.status("starting Kafka (first run fetches its jars)…"):
                     kafka.start()
                 started.append(kafka)
+        state_backend = settings.state_backend
         if not settings.redis_url:
             redis = LocalRedis(settings)
             try:
@@ -74,10 +75,13 @@ def run_demo(base: Settings, console: Console, port: int | None, exit_after: flo
                     redis.start()
                     started.append(redis)
             except LocalServiceError as exc:
-                console.print(f"[yellow]Redis unavailable, continuing without it:[/yellow] {exc}")
+                console.print(f"[yellow]Redis unavailable; the worker keeps its state in memory:"
+                              f"[/yellow] {exc}")
+                state_backend = "memory"
         ensure_topics(settings)
         env = {**os.environ, "SEISMO_TOPIC_PREFIX": settings.topic_prefix,
-               "SEISMO_APP_ID": settings.app_id, "SEISMO_KAFKA_BOOTSTRAP": settings.bootstrap}
+               "SEISMO_APP_ID": settings.app_id, "SEISMO_KAFKA_BOOTSTRAP": settings.bootstrap,
+               "SEISMO_STATE_BACKEND": state_backend}
         logs = settings.state_dir / "demo" / run
         port = port or settings.gateway_port
         procs.append(_spawn(["worker"], env, logs / "worker.log"))

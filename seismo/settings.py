@@ -33,18 +33,24 @@ class Settings(BaseSettings):
     topic_prefix: str = Field(default="", description="Prefix for every topic name.")
     app_id: str = Field(default="seismo", description="Faust app id = consumer group prefix.")
     partitions: int = Field(default=3, ge=1, description="Partitions of the topics Seismo creates.")
-    replication_factor: int = Field(default=1, ge=1)
-    raw_retention_ms: int = Field(default=7 * 24 * 3600 * 1000)
+    replication_factor: int = Field(default=1, ge=1, description="Replication of Seismo's topics.")
+    raw_retention_ms: int = Field(
+        default=7 * 24 * 3600 * 1000, description="Retention of seismo.events.raw (7 days)."
+    )
 
-    cache_dir: Path = Field(default_factory=lambda: _home(".cache", "seismo"))
-    state_dir: Path = Field(default_factory=lambda: _home(".local", "state", "seismo"))
+    cache_dir: Path = Field(
+        default_factory=lambda: _home(".cache", "seismo"), description="Downloaded Kafka jars."
+    )
+    state_dir: Path = Field(
+        default_factory=lambda: _home(".local", "state", "seismo"),
+        description="Local broker/redis data, logs and pid files.",
+    )
 
     local_kafka_port: int = Field(default=29092, description="Port of the local broker.")
     local_kafka_controller_port: int = 29093
     local_kafka_heap: str = "768m"
     local_redis_port: int = 26379
 
-    store: str = Field(default="memory://", description="Faust table store: memory:// or rocksdb://")
     state_backend: Literal["redis", "memory"] = Field(
         default="redis", description="Where the correlator keeps its state; memory is lost on restart."
     )

@@ -69,7 +69,7 @@ def create_app(settings: Settings, store: StateStore | None = None) -> faust.App
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
-        store=settings.store,
+        store="memory://",  # no Faust tables: correlator state lives in a StateStore
         datadir=str(datadir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
