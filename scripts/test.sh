@@ -14,13 +14,13 @@ cleanup() {
 trap cleanup EXIT
 
 if [ -z "${SEISMO_KAFKA_BOOTSTRAP:-}" ]; then
-  if ! "$SEISMO" kafka status | grep -q "answers"; then
+  if ! "$SEISMO" kafka status >/dev/null 2>&1; then
     "$SEISMO" kafka start
     started+=(kafka)
   fi
 fi
 if [ -z "${SEISMO_REDIS_URL:-}" ]; then
-  if ! "$SEISMO" redis status | grep -q " answers"; then
+  if ! "$SEISMO" redis status >/dev/null 2>&1; then
     "$SEISMO" redis start
     started+=(redis)
   fi

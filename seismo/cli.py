@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from seismo.settings import Settings
 
@@ -27,7 +29,7 @@ err = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -57,7 +59,9 @@ def kafka_stop() -> None:
 
 @kafka_app.command("status")
 def kafka_status() -> None:
-    """Say which broker Seismo uses, whether it answers, and the process behind it."""
+    """Say which broker Seismo uses, whether it answers, and the process behind it.
+
+    Exits 0 when the broker answers, 1 when it does not."""
     from seismo.local.kafka import LocalKafka
 
     st = LocalKafka(Settings()).status()
@@ -65,6 +69,8 @@ def kafka_status() -> None:
     console.print(f"Kafka {st.bootstrap}: {state}")
     if st.managed:
         console.print(f"  started by seismo: pid {st.managed.pid}, log {st.managed.log_path}")
+    if not st.reachable:
+        raise typer.Exit(1)
 
 
 @redis_app.command("start")
@@ -91,12 +97,14 @@ def redis_stop() -> None:
 
 @redis_app.command("status")
 def redis_status() -> None:
-    """Say which Redis Seismo uses and whether it answers."""
+    """Say which Redis Seismo uses and whether it answers (exit 0), or not (exit 1)."""
     from seismo.local.redis import LocalRedis
 
     st = LocalRedis(Settings()).status()
     state = "[green]answers[/green]" if st.reachable else "[red]does not answer[/red]"
     console.print(f"Redis {st.url}: {state}")
+    if not st.reachable:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -223,6 +231,96 @@ def doctor() -> None:
 
     if not run_doctor(Settings(), console):
         raise typer.Exit(1)
+
+
+class PollSource(StrEnum):
+    """The sources ``seismo poll`` knows (mirrors ``producers.poll.SOURCES``, kept light for --help)."""
+
+    kubernetes = "kubernetes"
+    sentry = "sentry"
+    cloudwatch = "cloudwatch"
+    grafana = "grafana"
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option(dir_okay=False, help="Where to write the JSON-lines events.")],
+    truth: Annotated[Path, typer.Option(dir_okay=False, help="Where to write the ground truth (JSON).")],
+    services: Annotated[int, typer.Option(help="How many services in the estate (at least 1).")] = 12,
+    incidents: Annotated[int, typer.Option(help="How many faults to inject (0 or more).")] = 4,
+    seed: Annotated[int, typer.Option(help="Same seed, same files, byte for byte.")] = 0,
+    duration_minutes: Annotated[int, typer.Option(help="Length of the run (at least 40).")] = 120,
+) -> None:
+    """Write a synthetic multi-service event stream with injected incidents, plus its ground truth.
+
+    The events file feeds `seismo ingest` as is.
+    """
+    from seismo.commands import CommandError, run_simulate
+
+    try:
+        console.print(run_simulate(services, incidents, seed, out, truth, duration_minutes),
+                      markup=False, highlight=False, soft_wrap=True)
+    except CommandError as exc:
+        raise _fail(exc.message, exc.code) from exc
+
+
+@app.command()
+def poll(
+    source: Annotated[PollSource, typer.Argument(help="Which source to poll.")],
+    config: Annotated[Path, typer.Option(exists=True, dir_okay=False, readable=True,
+                                         help="Poller config, .toml or .yaml (see docs/sources.md).")],
+) -> None:
+    """Poll one source into seismo.events.raw until Ctrl-C or SIGTERM (finishes the page in flight)."""
+    from seismo.commands import CommandError, check_poll_config, configure_logging
+
+    try:
+        check_poll_config(source.value, config)
+    except CommandError as exc:
+        raise _fail(exc.message, exc.code) from exc
+    from producers.poll import poll_command
+    from seismo.local.kafka import broker_answers
+
+    settings = Settings()
+    if not broker_answers(settings.bootstrap, timeout=10):
+        raise _fail(f"Kafka at {settings.bootstrap} does not answer; run `seismo kafka start` "
+                    "or set SEISMO_KAFKA_BOOTSTRAP")
+    configure_logging()
+    raise typer.Exit(poll_command(settings, source.value, config))
+
+
+@app.command()
+def templates(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="Log file, one line per entry.")],
+    fmt: Annotated[str, typer.Option("--format", help="raw (whole line) or loghub:SYSTEM, e.g. loghub:HDFS.")]
+    = "raw",
+    out: Annotated[Path | None, typer.Option(dir_okay=False, help="CSV to write (default: stdout).")] = None,
+) -> None:
+    """Mine log templates offline; write LineId,EventId,EventTemplate as CSV (Loghub's layout)."""
+    from seismo.commands import CommandError, run_templates
+
+    try:
+        summary = run_templates(file, fmt, out, err)
+    except CommandError as exc:
+        raise _fail(exc.message, exc.code) from exc
+    err.print(summary, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def detect(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="CSV with timestamp,value columns.")],
+    out: Annotated[Path | None, typer.Option(dir_okay=False, help="CSV to write (default: stdout).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the detectors.")] = 0,
+) -> None:
+    """Score a metric series in one streaming pass; write timestamp,value,score,is_anomaly as CSV."""
+    from seismo.commands import CommandError, run_detect
+
+    try:
+        summary = run_detect(file, out, seed)
+    except CommandError as exc:
+        raise _fail(exc.message, exc.code) from exc
+    err.print(summary, markup=False, highlight=False, soft_wrap=True)
 
 
 def main() -> None:

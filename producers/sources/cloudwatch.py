@@ -21,16 +21,20 @@ Building clients performs I/O only when a role must be assumed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
 from botocore.session import get_session
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from producers.base import Poller, PollerConfig, SourceContext, Stream
+from producers.config import ConfigError, PollSettings
 from producers.cursors import CursorStore
 from producers.mapping import ServiceMapper
 from producers.metrics import Metrics
@@ -156,3 +160,44 @@ def build_poller(settings: CloudWatchSettings, clients: CloudWatchClients, *, co
     ctx = source_context(settings, clock, metrics)
     streams = build_streams(settings, clients, ctx, mapper or ServiceMapper())
     return Poller(config, streams, publisher, cursors, clock, metrics)
+
+
+def settings_from_section(section: Mapping[str, Any]) -> CloudWatchSettings:
+    """The ``[cloudwatch]`` section of the poller config as :class:`CloudWatchSettings`.
+
+    The section also holds the common poll keys (``interval_s``, ``rate_per_s`` …), which
+    :mod:`producers.poll` reads; those are dropped here, any other unknown key is an error.
+    Raises :class:`ConfigError` naming the offending keys (operator: fix the file).
+    """
+    common_only = set(PollSettings.model_fields) - set(CloudWatchSettings.model_fields)
+    try:
+        return CloudWatchSettings.model_validate({k: v for k, v in section.items() if k not in common_only})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"cloudwatch.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise ConfigError(f"invalid [cloudwatch] section: {problems}") from None
+
+
+@asynccontextmanager
+async def open_streams(
+    section: Mapping[str, Any], ctx: SourceContext, mapper: ServiceMapper, environ: Mapping[str, str]
+) -> AsyncIterator[list[Stream]]:
+    """The configured CloudWatch streams for ``seismo poll cloudwatch``; closes the clients on exit.
+
+    Credentials follow boto3's own chain (``environ`` is not consulted: boto3 reads the
+    process environment and the named ``profile``).  Building the clients runs in a worker
+    thread because assuming ``role_arn`` is an STS call.  ``ctx`` is used as given (its rate
+    limit comes from the common ``rate_per_s``/``burst`` keys) unless the section sets
+    ``requests_per_second``, which then replaces the limit.  Raises :class:`ConfigError`
+    for an invalid section and lets botocore errors from the STS call propagate.
+    """
+    settings = settings_from_section(section)
+    if "requests_per_second" in section:
+        ctx = replace(ctx, limiter=TokenBucket(settings.requests_per_second, settings.burst, ctx.clock))
+    clients = await asyncio.to_thread(make_clients, settings)
+    try:
+        yield build_streams(settings, clients, ctx, mapper)
+    finally:
+        clients.logs.close()
+        clients.cloudwatch.close()
