@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any, Protocol
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
@@ -96,7 +97,25 @@ class KafkaCursorStore:
 
 
 def read_cursors(bootstrap: str, topic: str, timeout: float = 30.0) -> dict[str, Cursor]:
-    """Every key's latest cursor in ``topic``, read from the beginning to the high watermark."""
+    """Every key's latest cursor in ``topic``, read from the beginning to the high watermark.
+
+    Transient broker states (a topic just created whose leader is not elected yet) are
+    retried until ``timeout``; after that :class:`RecoverableError` is raised.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        try:
+            return _read_cursors_once(bootstrap, topic, timeout)
+        except RecoverableError as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.info("%s; retrying in %.1fs", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _read_cursors_once(bootstrap: str, topic: str, timeout: float) -> dict[str, Cursor]:
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": "seismo-cursor-restore",

@@ -284,6 +284,11 @@ def poll(
     if not broker_answers(settings.bootstrap, timeout=10):
         raise _fail(f"Kafka at {settings.bootstrap} does not answer; run `seismo kafka start` "
                     "or set SEISMO_KAFKA_BOOTSTRAP")
+    from seismo.topics import ensure_topics
+
+    # Create the topics with their policies first, so that the cursors topic is never
+    # auto-created by the broker without compaction.
+    ensure_topics(settings, timeout=15)
     configure_logging()
     raise typer.Exit(poll_command(settings, source.value, config))
 

@@ -339,6 +339,7 @@ def api_clients(cfg: KubernetesConfig) -> list[tuple[str, Any]]:
     if cfg.in_cluster:
         conf = client.Configuration()
         config.load_incluster_config(client_configuration=conf)
+        conf.retries = False  # 429/5xx must reach Seismo's rate limiter and backoff, not urllib3's
         return [("in-cluster", client.ApiClient(conf))]
     path = str(cfg.kubeconfig) if cfg.kubeconfig else None
     names = list(cfg.contexts) or [config.list_kube_config_contexts(config_file=path)[1]["name"]]
@@ -346,6 +347,7 @@ def api_clients(cfg: KubernetesConfig) -> list[tuple[str, Any]]:
     for name in names:
         conf = client.Configuration()
         config.load_kube_config(config_file=path, context=name, client_configuration=conf)
+        conf.retries = False  # 429/5xx must reach Seismo's rate limiter and backoff, not urllib3's
         out.append((name, client.ApiClient(conf)))
     return out
 
