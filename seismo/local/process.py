@@ -46,6 +46,7 @@ class ManagedProcess:
         self.name = name
         self.dir = state_dir / name
         self.state_file = self.dir / f"{name}.json"
+        self._child: subprocess.Popen[bytes] | None = None  # when started by this object
 
     def record(self) -> ProcessRecord | None:
         """The recorded process if it is still alive and still ours, else ``None``."""
@@ -79,6 +80,7 @@ class ManagedProcess:
                 list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, env={**os.environ, **(env or {})},
             )
+        self._child = proc
         rec = ProcessRecord(self.name, proc.pid, address, str(log_path), marker, time.time())
         self.state_file.write_text(json.dumps(asdict(rec)))
         deadline = time.monotonic() + timeout
@@ -88,7 +90,7 @@ class ManagedProcess:
                     f"{self.name} exited with code {proc.returncode} while starting; "
                     f"log {log_path}:\n{self.tail()}"
                 )
-            if ready():
+            if marker in _cmdline(proc.pid) and ready():
                 return rec
             time.sleep(0.5)
         self.stop()
@@ -108,12 +110,16 @@ class ManagedProcess:
             return False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self._child is not None and self._child.poll() is not None:
+                return True
             if not _cmdline(rec.pid):
                 return True
             _reap(rec.pid)
             time.sleep(0.2)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(rec.pid, signal.SIGKILL)
+        if self._child is not None:
+            self._child.wait(5)
         return True
 
     def tail(self, lines: int = 20) -> str:
