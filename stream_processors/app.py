@@ -3,11 +3,12 @@
 Nothing happens at import time; the app object exists only when built.  Each
 agent is a thin loop around a pure step:
 
-* **normalize** reads ``seismo.events.raw``, decodes the Avro Event, calls
-  :func:`stream_processors.normalize.normalize` and forwards the result to
+* **normalize** reads ``seismo.events.raw``, decodes the Avro Event, passes it
+  through :class:`stream_processors.normalize.NormalizeStep` (secrets redacted,
+  template mined per service; the miners live in the StateStore and are saved
+  before an event that changed them is sent) and forwards the result to
   ``seismo.events.enriched`` (key = service, so order per service is kept);
 * **correlate** reads ``seismo.events.enriched``, folds each event into the
-  service's state (a Faust table, restored from its changelog on restart) with
   service's state (a :class:`~stream_processors.state.StateStore`, Redis in
   production) with :func:`stream_processors.correlate.apply`, and publishes
   changed incidents to the compacted ``seismo.incidents`` topic keyed by id.
@@ -26,7 +27,8 @@ reason, and the agent goes on with the next one.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import faust
 from pydantic import ValidationError
@@ -38,10 +40,12 @@ from seismo.settings import Settings
 from seismo.topics import Topics
 from stream_processors.correlate import CorrelateConfig, ServiceState, apply
 from stream_processors.exceptions import InvalidEvent
-from stream_processors.normalize import normalize
+from stream_processors.normalize import NormalizeStep
+from stream_processors.normalizer import Normalizer
 from stream_processors.state import MemoryStateStore, RedisStateStore, StateStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _decode_event(value: Any) -> Event:
@@ -130,41 +134,56 @@ def create_app(settings: Settings, store: StateStore | None = None) -> faust.App
         )
         await dlq.send(key=message.key, value=dlq_codec.encode(letter.to_avro()))
 
+    step = NormalizeStep(Normalizer(), state)
+
+    async def forget_templates(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Revoked services may be advanced by another worker: re-load them when next seen.
+        step.forget_all()
+
+    app.on_partitions_revoked.connect(forget_templates)
+
+    async def guarded(message: Any, component: str, work: Callable[[], Awaitable[T]]) -> T | None:
+        """Run ``work``; on failure dead-letter ``message`` and return None (the stream goes on)."""
+        try:
+            return await work()
+        except InvalidEvent as exc:
+            await dead_letter(message, component, exc)
+        except Exception as exc:  # a bug must not stall the partition: park the message
+            log.exception(
+                "%s failed on %s[%s]@%s", component, message.topic, message.partition, message.offset
+            )
+            await dead_letter(message, component, InvalidEvent(repr(exc), "internal_error"))
+        return None
+
     async def normalize_agent(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
-            try:
-                normalized = normalize(_decode_event(message.value))
-            except InvalidEvent as exc:
-                await dead_letter(message, "normalize", exc)
-                continue
-            except Exception as exc:  # a bug must not stall the partition: park the message
-                log.exception(
-                    "normalize failed on %s[%s]@%s", message.topic, message.partition, message.offset
+
+            async def work(value: Any = message.value) -> Event:
+                return (await step.process(_decode_event(value))).event
+
+            normalized = await guarded(message, "normalize", work)
+            if normalized is not None:
+                await enriched.send(
+                    key=normalized.service.encode(), value=event_codec.encode(normalized.to_avro())
                 )
-                await dead_letter(message, "normalize", InvalidEvent(repr(exc), "internal_error"))
-                continue
-            await enriched.send(
-                key=normalized.service.encode(), value=event_codec.encode(normalized.to_avro())
-            )
 
     async def correlate_agent(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
-            try:
-                ev = _decode_event(message.value)
-                current = await state.load(ev.service)
+
+            async def work(value: Any = message.value) -> tuple[str, ServiceState, ServiceState, list[Any]]:
+                ev = _decode_event(value)
+                key = f"correlate:{ev.service}"
+                current = await state.load(key)
                 before = ServiceState.from_json(current) if current else ServiceState(ev.service)
                 after, outputs = apply(before, ev, cfg)
-            except InvalidEvent as exc:
-                await dead_letter(message, "correlate", exc)
+                return key, before, after, outputs
+
+            result = await guarded(message, "correlate", work)
+            if result is None:
                 continue
-            except Exception as exc:  # a bug must not stall the partition: park the message
-                log.exception(
-                    "correlate failed on %s[%s]@%s", message.topic, message.partition, message.offset
-                )
-                await dead_letter(message, "correlate", InvalidEvent(repr(exc), "internal_error"))
-                continue
+            key, before, after, outputs = result
             for incident in outputs:
                 fut = await incidents.send(
                     key=incident.id.encode(),
@@ -173,7 +192,7 @@ def create_app(settings: Settings, store: StateStore | None = None) -> faust.App
                 )
                 await fut  # acknowledged before the state that produced it is saved
             if after != before:
-                await state.save(ev.service, after.to_json())
+                await state.save(key, after.to_json())
 
     app.agent(raw, name="normalize")(normalize_agent)
     app.agent(enriched, name="correlate")(correlate_agent)

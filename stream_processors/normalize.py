@@ -1,66 +1,150 @@
-"""The normalize step: variable parts of a message become typed placeholders.
+"""The normalize step with durable templates: a :class:`Normalizer` behind a StateStore.
 
-``normalize(event)`` is pure: it returns a copy of the event with ``template``
-(the masked message) and ``template_id`` (a stable hash of the service and
-template) filled.  The Faust agent in :mod:`stream_processors.app` only
-decodes, calls it, and sends the result on.
+:class:`NormalizeStep` is what the Faust agent calls. On the first event of a service it
+loads that service's miner from the :class:`~stream_processors.state.StateStore` (key
+``normalize:{service}``, value ``{"format", "version", "miner": base64 snapshot}``), so
+a restarted or rebalanced worker keeps its template ids.
+
+When a service's miner is saved (the order is what keeps ids meaningful):
+
+* **after an event created or widened a template** (``NEW`` / ``GENERALIZED``) and
+  *before* :meth:`NormalizeStep.process` returns, so before the enriched event is
+  sent and before its input offset can be committed. Every template id that was ever
+  published is therefore in the store, at least as general as when it was published.
+* otherwise (only ``MATCHED`` events: just template sizes move) at most every
+  ``every_events`` events or ``every_s`` seconds, whichever comes first.
+
+After a crash, the worker restores the last save and replays from the last committed
+offset. No published template can be missing from that save (only template sizes of
+``MATCHED`` events can be), so replayed lines meet the templates they were published
+with. Ids are a hash of the text a template was first seen as, so a template that is
+re-learned from scratch gets its old id back, and no id ever names another template.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
+import base64
+import binascii
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from schemas.models import Event
+from stream_processors.normalizer import Normalized, Normalizer
+from stream_processors.state import StateStore
+from stream_processors.templating import Change, InvalidState
+
+log = logging.getLogger(__name__)
+
+STATE_FORMAT = "seismo.normalize"
+STATE_VERSION = 1
 
 
-@dataclass(frozen=True)
-class MaskRule:
-    name: str
-    pattern: re.Pattern[str]
-    placeholder: str
+def state_key(service: str) -> str:
+    """The StateStore key of a service's templates."""
+    return f"normalize:{service}"
 
 
-def _rule(name: str, regex: str, placeholder: str) -> MaskRule:
-    return MaskRule(name, re.compile(regex), placeholder)
+def encode_state(blob: bytes) -> dict[str, Any]:
+    """A miner snapshot as the JSON dict the StateStore keeps."""
+    return {"format": STATE_FORMAT, "version": STATE_VERSION, "miner": base64.b64encode(blob).decode()}
 
 
-# Order matters: the most specific shapes first, bare numbers last.
-DEFAULT_RULES: tuple[MaskRule, ...] = (
-    _rule("url", r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+", "<URL>"),
-    _rule("uuid", r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b",
-          "<UUID>"),
-    _rule("timestamp",
-          r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?\b", "<TS>"),
-    _rule("ip", r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?\b", "<IP>"),
-    _rule("path", r"(?<![\w.])(?:/[\w.@-]+){2,}/?", "<PATH>"),
-    _rule("hex", r"\b0x[0-9a-fA-F]+\b|\b[0-9a-fA-F]{12,}\b", "<HEX>"),
-    _rule("duration", r"\b\d+(?:\.\d+)?(?:ms|us|µs|ns|s|m|h)\b", "<DURATION>"),
-    _rule("size", r"\b\d+(?:\.\d+)?\s?(?:[KMGT]i?B|bytes|B)\b", "<SIZE>"),
-    _rule("number", r"(?<![\w<])[-+]?\d+(?:\.\d+)?\b", "<NUM>"),
-)
-
-_SPACES = re.compile(r"\s+")
+def decode_state(value: dict[str, Any]) -> bytes:
+    """The snapshot inside :func:`encode_state` output; raises :class:`InvalidState`."""
+    if value.get("format") != STATE_FORMAT or value.get("version") != STATE_VERSION:
+        raise InvalidState(f"not a {STATE_FORMAT} v{STATE_VERSION} value")
+    try:
+        return base64.b64decode(str(value["miner"]), validate=True)
+    except (KeyError, binascii.Error) as exc:
+        raise InvalidState(f"bad miner snapshot: {exc!r}") from exc
 
 
-def mask(text: str, rules: tuple[MaskRule, ...] = DEFAULT_RULES) -> str:
-    """Replace variable parts of ``text`` by placeholders; whitespace is collapsed."""
-    out = _SPACES.sub(" ", text).strip()
-    for rule in rules:
-        out = rule.pattern.sub(rule.placeholder, out)
-    return out
+@dataclass(frozen=True, slots=True)
+class CheckpointPolicy:
+    """Save a service with only ``MATCHED`` events after this many events or seconds."""
+
+    every_events: int = 1000
+    every_s: float = 5.0
 
 
-def template_id(service: str, template: str) -> str:
-    """Stable id of a template within a service (never Python's randomized ``hash``)."""
-    digest = hashlib.sha1(f"{service}\x00{template}".encode(), usedforsecurity=False)
-    return f"tpl-{digest.hexdigest()[:16]}"
+@dataclass(slots=True)
+class _Tracked:
+    unsaved: int = 0  # MATCHED events since the last save
+    saved_at: float = 0.0
 
 
-def normalize(event: Event, rules: tuple[MaskRule, ...] = DEFAULT_RULES) -> Event:
-    """Return ``event`` with ``template`` and ``template_id`` filled.  Pure; never raises."""
-    template = mask(event.message, rules)
-    return event.model_copy(
-        update={"template": template, "template_id": template_id(event.service, template)}
-    )
+class NormalizeStep:
+    """Loads, runs and checkpoints a :class:`Normalizer`. One per worker; not re-entrant.
+
+    :meth:`process` may block on the store (Redis retries with backoff until it is back),
+    which holds the partition: nothing is sent before the templates it uses are durable.
+    """
+
+    def __init__(
+        self,
+        normalizer: Normalizer,
+        store: StateStore,
+        policy: CheckpointPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.normalizer = normalizer
+        self.store = store
+        self.policy = policy or CheckpointPolicy()
+        self._clock = clock
+        self._tracked: dict[str, _Tracked] = {}
+
+    async def process(self, event: Event) -> Normalized:
+        """Normalize ``event``; returns once any template it created or widened is saved."""
+        service = event.service
+        tracked = self._tracked.get(service)
+        if tracked is None:
+            tracked = await self._load(service)
+        result = self.normalizer.process(event)
+        if result.change is None:
+            return result
+        if result.change is not Change.MATCHED:
+            await self._save(service, tracked)
+            return result
+        tracked.unsaved += 1
+        if (
+            tracked.unsaved >= self.policy.every_events
+            or self._clock() - tracked.saved_at >= self.policy.every_s
+        ):
+            await self._save(service, tracked)
+        return result
+
+    async def flush(self) -> None:
+        """Save every loaded service with unsaved ``MATCHED`` events (e.g. on shutdown)."""
+        for service, tracked in list(self._tracked.items()):
+            if tracked.unsaved:
+                await self._save(service, tracked)
+
+    def forget_all(self) -> None:
+        """Drop every service from memory; each is re-loaded from the store when next seen.
+
+        Call when partitions are revoked: another worker may advance those services'
+        templates, and a stale copy here must not overwrite them later.
+        """
+        for service in self._tracked:
+            self.normalizer.forget(service)
+        self._tracked.clear()
+
+    async def _load(self, service: str) -> _Tracked:
+        value = await self.store.load(state_key(service))
+        self.normalizer.forget(service)
+        if value is not None:
+            try:
+                self.normalizer.restore(service, decode_state(value))
+            except InvalidState as exc:
+                # Ids are derived from template text, so re-learning gives the same ids.
+                log.error("normalize: saved templates of %r unusable (%s); re-learning them", service, exc)
+        tracked = self._tracked[service] = _Tracked(saved_at=self._clock())
+        return tracked
+
+    async def _save(self, service: str, tracked: _Tracked) -> None:
+        await self.store.save(state_key(service), encode_state(self.normalizer.snapshot(service)))
+        tracked.unsaved = 0
+        tracked.saved_at = self._clock()
