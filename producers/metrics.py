@@ -3,7 +3,9 @@
 Counters end in ``_total`` and only grow; ``seismo_poller_lag_seconds`` is a
 gauge (now minus the newest event time of the last page).  Every sample is
 labelled ``source`` and ``stream``.  :class:`RecordingMetrics` serves tests
-and renders the Prometheus text exposition format for ``seismo poll``.
+and renders the Prometheus text exposition format for ``seismo poll`` (logged on
+shutdown as a one-line :meth:`~RecordingMetrics.summary`, served over HTTP by
+:mod:`producers.metrics_http`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,15 @@ MetricName = Literal[
 ]
 
 Labels = Mapping[str, str]
+
+_SUMMARY: tuple[tuple[str, MetricName], ...] = (
+    ("polled", "seismo_poller_polled_total"),
+    ("published", "seismo_poller_published_total"),
+    ("deduped", "seismo_poller_deduped_total"),
+    ("dead letters", "seismo_poller_dead_letters_total"),
+    ("errors", "seismo_poller_errors_total"),
+    ("retries", "seismo_poller_retries_total"),
+)
 
 
 class Metrics(Protocol):
@@ -69,3 +80,10 @@ class RecordingMetrics:
                         body = ",".join(f'{k}="{val}"' for k, val in key)
                         lines.append(f"{name}{{{body}}} {v:g}")
         return "\n".join(lines) + "\n"
+
+    def summary(self) -> str:
+        """One line of totals over every stream, e.g. ``polled 12, published 10, … max lag 3.2s``."""
+        parts = [f"{label} {self.value(name):g}" for label, name in _SUMMARY]
+        lags = [v for (n, _), v in self.gauges.items() if n == "seismo_poller_lag_seconds"]
+        parts.append(f"max lag {max(lags):.1f}s" if lags else "max lag n/a")
+        return ", ".join(parts)

@@ -9,8 +9,8 @@ Every source module exposes the same entry point::
 ``section`` is the source's validated config section.  :func:`open_poller`
 wires it to a publisher, a cursor store, a clock and metrics (tests pass
 fakes); :func:`run_poller` is the production path (Kafka publisher, cursors
-restored from ``seismo.cursors``) and :func:`poll_command` its blocking,
-signal-aware wrapper for the CLI.
+restored from ``seismo.cursors``, optionally ``GET /metrics``) and
+:func:`poll_command` its blocking, signal-aware wrapper for the CLI.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from producers.cursors import CursorStore, KafkaCursorStore
 from producers.exceptions import ProducerError
 from producers.mapping import ServiceMapper
 from producers.metrics import Metrics, RecordingMetrics
+from producers.metrics_http import MetricsServer
 from producers.publisher import EventPublisher, KafkaPublisher
 from producers.ratelimit import Backoff, Clock, SystemClock, TokenBucket
 from schemas.models import Source
@@ -93,32 +94,53 @@ async def open_poller(source: SourceName, config: PollersFile, wiring: Wiring) -
 
 
 async def run_poller(
-    settings: Any, source: SourceName, config_path: Path, stop: asyncio.Event | None = None
+    settings: Any,
+    source: SourceName,
+    config_path: Path,
+    stop: asyncio.Event | None = None,
+    *,
+    metrics: RecordingMetrics | None = None,
+    metrics_endpoint: tuple[str, int] | None = None,
 ) -> RecordingMetrics:
     """Poll ``source`` into Kafka until ``stop`` is set (forever when None); return the metrics.
 
-    ``settings`` is a :class:`seismo.settings.Settings`.  Blocks at start while
-    cursors are restored from the compacted cursor topic.  Raises
-    :class:`ConfigError` for a bad file and :class:`ProducerError` for a fatal
-    source error (e.g. :class:`producers.sources.AccessDenied`).
+    ``settings`` is a :class:`seismo.settings.Settings`.  ``metrics`` (a fresh
+    :class:`RecordingMetrics` when None) collects the counters; with
+    ``metrics_endpoint=(host, port)`` they are served at ``http://host:port/metrics``
+    while the poller runs.  Blocks at start while cursors are restored from the
+    compacted cursor topic.  Raises :class:`ConfigError` for a bad file,
+    :class:`ProducerError` for a fatal source error (e.g. :class:`producers.sources.AccessDenied`)
+    and OSError when the metrics port cannot be bound.
     """
     from seismo.topics import Topics
 
     if source not in SOURCES:
         raise ConfigError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     config = load_config(config_path)
-    topics = Topics.from_settings(settings)
-    publisher = KafkaPublisher(settings.bootstrap, client_id=f"seismo-poll-{source}")
-    cursors = await asyncio.to_thread(KafkaCursorStore.restore, settings.bootstrap, topics.cursors, publisher)
-    metrics = RecordingMetrics()
-    wiring = Wiring(publisher, cursors, topics.raw, topics.dlq, metrics=metrics, environ=dict(os.environ))
-    async with open_poller(source, config, wiring) as poller:
+    metrics = metrics if metrics is not None else RecordingMetrics()
+    async with contextlib.AsyncExitStack() as stack:
+        if metrics_endpoint is not None:
+            server = await stack.enter_async_context(MetricsServer(metrics, *metrics_endpoint))
+            log.info("serving poller metrics at %s", server.url)
+        topics = Topics.from_settings(settings)
+        publisher = KafkaPublisher(settings.bootstrap, client_id=f"seismo-poll-{source}")
+        cursors = await asyncio.to_thread(
+            KafkaCursorStore.restore, settings.bootstrap, topics.cursors, publisher
+        )
+        wiring = Wiring(publisher, cursors, topics.raw, topics.dlq, metrics=metrics, environ=dict(os.environ))
+        poller = await stack.enter_async_context(open_poller(source, config, wiring))
         await poller.run(stop or asyncio.Event())
     return metrics
 
 
-def poll_command(settings: Any, source: str, config_path: Path) -> int:
-    """Blocking CLI entry: run until SIGINT/SIGTERM, finishing the page in flight; return an exit code."""
+def poll_command(
+    settings: Any, source: str, config_path: Path, metrics_endpoint: tuple[str, int] | None = None
+) -> int:
+    """Blocking CLI entry: run until SIGINT/SIGTERM, finishing the page in flight; return an exit code.
+
+    Logs a one-line summary of the counters when the poller stops (the full Prometheus
+    text at DEBUG); with ``metrics_endpoint=(host, port)`` serves them at ``/metrics``.
+    """
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -126,12 +148,20 @@ def poll_command(settings: Any, source: str, config_path: Path) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
+        metrics = RecordingMetrics()
         try:
-            metrics = await run_poller(settings, source, config_path, stop)  # type: ignore[arg-type]
+            await run_poller(settings, source, config_path, stop,  # type: ignore[arg-type]
+                             metrics=metrics, metrics_endpoint=metrics_endpoint)
         except ProducerError as exc:
             log.error("seismo poll %s: %s", source, exc)
+            log.info("poller %s stopped: %s", source, metrics.summary())
             return 2
-        log.info("poller stopped\n%s", metrics.render())
+        except OSError as exc:
+            host, port = metrics_endpoint or ("?", 0)
+            log.error("seismo poll %s: cannot serve metrics on %s:%s: %s", source, host, port, exc.strerror)
+            return 2
+        log.info("poller %s stopped: %s", source, metrics.summary())
+        log.debug("final poller metrics\n%s", metrics.render())
         return 0
 
     return asyncio.run(main())

@@ -225,11 +225,17 @@ def demo(
 
 
 @app.command()
-def doctor() -> None:
-    """Check Kafka, Redis and the Java/Maven tools, one line each."""
+def doctor(
+    config: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, readable=True,
+        help="Poller config: also check each configured source's credentials and reachability.")] = None,
+) -> None:
+    """Check Kafka, Redis and the Java/Maven tools (and the poller's sources), one line each.
+
+    Exits 1 when a required check fails."""
     from seismo.doctor import run_doctor
 
-    if not run_doctor(Settings(), console):
+    if not run_doctor(Settings(), console, config):
         raise typer.Exit(1)
 
 
@@ -269,8 +275,14 @@ def poll(
     source: Annotated[PollSource, typer.Argument(help="Which source to poll.")],
     config: Annotated[Path, typer.Option(exists=True, dir_okay=False, readable=True,
                                          help="Poller config, .toml or .yaml (see docs/sources.md).")],
+    metrics_port: Annotated[int | None, typer.Option(
+        min=0, max=65535, help="Serve the poller's Prometheus counters at http://HOST:PORT/metrics.")] = None,
+    metrics_host: Annotated[str, typer.Option(
+        help="Address of the metrics endpoint (0.0.0.0: every interface).")] = "127.0.0.1",
 ) -> None:
-    """Poll one source into seismo.events.raw until Ctrl-C or SIGTERM (finishes the page in flight)."""
+    """Poll one source into seismo.events.raw until Ctrl-C or SIGTERM (finishes the page in flight).
+
+    Logs a one-line summary of its counters when it stops."""
     from seismo.commands import CommandError, check_poll_config, configure_logging
 
     try:
@@ -290,7 +302,8 @@ def poll(
     # auto-created by the broker without compaction.
     ensure_topics(settings, timeout=15)
     configure_logging()
-    raise typer.Exit(poll_command(settings, source.value, config))
+    endpoint = (metrics_host, metrics_port) if metrics_port is not None else None
+    raise typer.Exit(poll_command(settings, source.value, config, endpoint))
 
 
 @app.command()

@@ -1,16 +1,27 @@
-"""``seismo doctor``: one line per dependency, green or red with what to do."""
+"""``seismo doctor``: one line per dependency and per configured poller source: ok, or what to do."""
 
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 
 from seismo.settings import Settings
 
+if TYPE_CHECKING:
+    from producers.checks import CheckResult
 
-def run_doctor(settings: Settings, console: Console) -> bool:
-    """Print the checks; return True when every required one passes.  Blocks ~ a few seconds."""
+
+def run_doctor(settings: Settings, console: Console, config: Path | None = None) -> bool:
+    """Print the checks; return True when every required one passes.  Blocks ~ a few seconds.
+
+    With ``config`` (a poller config file), also checks every source it configures
+    (:mod:`producers.checks`: credentials, scopes, reachability); a failing source fails the doctor.
+    """
     from seismo.local.kafka import broker_answers, jars_dir
     from seismo.local.redis import redis_answers
 
@@ -19,7 +30,7 @@ def run_doctor(settings: Settings, console: Console) -> bool:
     def line(good: bool, name: str, detail: str, required: bool = True) -> None:
         nonlocal ok
         mark = "[green]ok[/green]  " if good else ("[red]FAIL[/red]" if required else "[yellow]warn[/yellow]")
-        console.print(f"{mark} {name:<8} {detail}")
+        console.print(f"{mark} {name:<8} {escape(detail)}", soft_wrap=True)
         ok = ok and (good or not required)
 
     kafka = broker_answers(settings.bootstrap, timeout=3.0)
@@ -36,4 +47,20 @@ def run_doctor(settings: Settings, console: Console) -> bool:
         line(cached or mvn is not None, "jars",
              f"cached in {jars_dir(settings)}" if cached else
              (f"will be fetched with {mvn}" if mvn else "mvn missing: apt-get install -y maven"))
+    if config is not None:
+        for result in _source_checks(config):
+            line(result.ok, result.name, result.detail)
     return ok
+
+
+def _source_checks(config: Path) -> list[CheckResult]:
+    from producers.checks import CheckResult, run_checks
+    from producers.config import ConfigError, load_config
+
+    try:
+        pollers = load_config(config)
+    except ConfigError as exc:
+        return [CheckResult("config", False, str(exc))]
+    results = run_checks(pollers, os.environ)
+    return results or [CheckResult("config", False, f"{config} configures no source (sentry, grafana, "
+                                                     "kubernetes, cloudwatch)")]

@@ -92,6 +92,12 @@ class CloudWatchClients:
     cloudwatch: CloudWatchClient
 
 
+def client_config(timeout_s: float | None = None) -> Config:
+    """botocore settings of every Seismo AWS client: no retries of its own, bounded timeouts."""
+    return Config(retries={"total_max_attempts": 1}, connect_timeout=timeout_s or 10,
+                  read_timeout=timeout_s or 30)
+
+
 def make_session(settings: CloudWatchSettings) -> boto3.Session:
     """A boto3 session for ``settings``; assumes ``role_arn`` (an STS call) when one is set."""
     base = boto3.Session(profile_name=settings.profile, region_name=settings.region)
@@ -116,10 +122,13 @@ def make_session(settings: CloudWatchSettings) -> boto3.Session:
     return boto3.Session(botocore_session=botocore_session, region_name=settings.region)
 
 
-def make_clients(settings: CloudWatchSettings, session: boto3.Session | None = None) -> CloudWatchClients:
-    """Logs and CloudWatch clients with botocore retries off (the poller retries) and bounded timeouts."""
+def make_clients(settings: CloudWatchSettings, session: boto3.Session | None = None,
+                 timeout_s: float | None = None) -> CloudWatchClients:
+    """Logs and CloudWatch clients with botocore retries off (the poller retries) and bounded timeouts.
+
+    ``timeout_s`` replaces both the connect (10 s) and the read (30 s) timeout."""
     session = session or make_session(settings)
-    config = Config(retries={"total_max_attempts": 1}, connect_timeout=10, read_timeout=30)
+    config = client_config(timeout_s)
     kwargs: dict[str, Any] = {"region_name": settings.region, "config": config,
                               "endpoint_url": settings.endpoint_url}
     return CloudWatchClients(session.client("logs", **kwargs), session.client("cloudwatch", **kwargs))

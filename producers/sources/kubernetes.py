@@ -12,7 +12,9 @@ Cursor keys ``kubernetes/KIND:CONTEXT:NAMESPACE``:
 * ``logs`` — ``timestamps=true`` logs of running containers after the cursor's
   last timestamp per container, at most ``log_tail_lines`` lines per call.
 * ``metrics`` — ``metrics.k8s.io/v1beta1`` PodMetrics; switched off (logged
-  once) when the API is not served.
+  once) when the API is not served.  Cursor ``{seen: {ns/pod: TIMESTAMP}}``: a
+  sample no newer than the pod's last published one is skipped, so a restart
+  does not publish the current sample again.
 * ``deployments`` — a ``deploy`` Event when ``deployment.kubernetes.io/revision``
   changes; the first poll only records revisions.
 
@@ -292,18 +294,24 @@ class MetricsStream(_KubeStream):
             log.warning("%s: metrics.k8s.io not served (%s); pod metrics off", self.name, exc)
             self.served = False
             return Batch()
+        seen: dict[str, str] = dict((cursor or {}).get("seen", {}))
+        current: dict[str, str] = {}
         events: list[Event] = []
         rejected: list[Rejected] = []
         for item in _items(body):
             try:
                 meta = item["metadata"]
-                service = self.services.get(f"{meta['namespace']}/{meta['name']}") or self.mapper.for_k8s(
-                    meta.get("labels"), meta["name"]
-                )
+                key = f"{meta['namespace']}/{meta['name']}"
+                stamp, last = str(item["timestamp"]), seen.get(key)
+                if last is not None and km.parse_k8s_time(stamp) <= km.parse_k8s_time(last):
+                    current[key] = last  # this sample (or a newer one) was published before
+                    continue
+                service = self.services.get(key) or self.mapper.for_k8s(meta.get("labels"), meta["name"])
                 events.extend(km.pod_metric_events(self.api.name, item, service))
+                current[key] = stamp
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 rejected.append(Rejected(f"pod metrics not understood: {exc!r}", compact_json(item)))
-        return Batch(events, rejected)
+        return Batch(events, rejected, {"seen": current} if current != seen else None)
 
 
 class DeploymentsStream(_KubeStream):

@@ -1,7 +1,7 @@
 """A fake Grafana HTTP API: annotations, unified-alerting alerts, dashboard search and ``/api/ds/query``.
 
 Every request needs ``Authorization: Bearer TOKEN`` and ``X-Grafana-Org-Id: ORG``
-(401 / 403 otherwise, as Grafana answers).  Annotations are filtered by
+(401 / 403 otherwise, as Grafana answers); ``/api/health`` needs neither.  Annotations are filtered by
 ``from``/``to`` (epoch ms, inclusive) and ``tags``, newest first, cut at ``limit``.
 ``frames`` maps an expression to the data frames ``/api/ds/query`` returns for it.
 """
@@ -116,6 +116,8 @@ class FakeGrafana(FakeHttpServer):
         self.frames: dict[str, list[dict[str, Any]]] = {}
 
     def handle(self, request: Request) -> Reply:
+        if request.path == "/api/health":  # served without authentication, as Grafana does
+            return Reply(200, {"commit": "03f502a94d", "database": "ok", "version": "11.1.0"})
         if request.headers.get("authorization") != f"Bearer {self.token}":
             return Reply(401, {"message": "Unauthorized"})
         if request.headers.get("x-grafana-org-id") != str(self.org_id):

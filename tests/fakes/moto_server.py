@@ -12,12 +12,13 @@ does not come up raises ``RuntimeError`` with its output, so the test fails loud
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -57,13 +58,17 @@ def _answers(url: str) -> bool:
 
 
 @contextmanager
-def running_moto(timeout: float = 60.0) -> Iterator[MotoServer]:
-    """A moto server for the duration of the block; raises RuntimeError if it does not start in time."""
+def running_moto(timeout: float = 60.0, env: Mapping[str, str] | None = None) -> Iterator[MotoServer]:
+    """A moto server for the duration of the block; raises RuntimeError if it does not start in time.
+
+    ``env`` adds to the server's environment, e.g. ``INITIAL_NO_AUTH_ACTION_COUNT`` to make it
+    enforce IAM policies after that many unauthenticated calls."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env={**os.environ, **(env or {})})
         try:
             deadline = time.monotonic() + timeout
             while not _answers(url):

@@ -3,7 +3,8 @@
 Issues are served newest ``lastSeen`` first, filtered by ``lastSeen:>ISO`` in
 ``query``, paged by ``limit`` with Sentry's ``Link`` header
 (``<url>; rel="next"; results="true"; cursor="0:100:0"``).  Every request
-needs ``Authorization: Bearer TOKEN``.
+needs ``Authorization: Bearer TOKEN``.  The organization and project detail
+endpoints answer for ``org`` and the slugs in ``projects``.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ class FakeSentry(FakeHttpServer):
         self.latest: dict[str, dict[str, Any]] = {}
         self.releases: list[dict[str, Any]] = []
         self.discover: dict[str, list[dict[str, Any]]] = {}
+        self.projects: set[str] = {"payments", "checkout"}  # what the project detail endpoint knows
 
     def handle(self, request: Request) -> Reply:
         if request.headers.get("authorization") != f"Bearer {self.token}":
@@ -144,6 +146,13 @@ class FakeSentry(FakeHttpServer):
         parts = request.path.strip("/").split("/")
         if parts[:3] == ["api", "0", "projects"] and len(parts) == 6 and parts[5] == "issues":
             return self._issues(request, parts[4])
+        if parts[:4] == ["api", "0", "projects", self.org] and len(parts) == 5:
+            if parts[4] not in self.projects:
+                return Reply(404, {"detail": "The requested resource does not exist"})
+            return Reply(200, {"id": "2", "slug": parts[4], "name": parts[4].title(), "status": "active"})
+        if parts == ["api", "0", "organizations", self.org]:
+            return Reply(200, {"id": "1", "slug": self.org, "name": self.org.title(),
+                               "status": {"id": "active", "name": "active"}})
         if parts[:4] == ["api", "0", "organizations", self.org] and len(parts) >= 5:
             rest = parts[4:]
             if rest[0] == "issues" and rest[2:] == ["events", "latest"]:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -29,7 +30,7 @@ from seismo.settings import Settings
 from seismo.topics import ensure_topics
 from tests.fakes.grafana import FakeGrafana, make_alert, make_annotation, prometheus_frame
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, make_deployment, make_k8s_event, make_pod
-from tests.kafka_utils import Env, bootstrap, read_topic, wait_for
+from tests.kafka_utils import Env, bootstrap, free_port, read_topic, wait_for
 
 pytestmark = pytest.mark.kafka
 
@@ -40,8 +41,10 @@ FAST = {"rate_per_s": 50, "burst": 50, "backoff_base_s": 0.05, "backoff_cap_s": 
 class BackgroundPoller:
     """``run_poller`` on its own event loop in a thread until :meth:`stop` (as SIGTERM does for the CLI)."""
 
-    def __init__(self, settings: Settings, source: SourceName, config: Path) -> None:
+    def __init__(self, settings: Settings, source: SourceName, config: Path,
+                 metrics_endpoint: tuple[str, int] | None = None) -> None:
         self.metrics: RecordingMetrics | None = None
+        self._endpoint = metrics_endpoint
         self.error: BaseException | None = None
         self._started = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -54,7 +57,7 @@ class BackgroundPoller:
         async def main() -> RecordingMetrics:
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
             self._started.set()
-            return await run_poller(settings, source, config, self._stop)
+            return await run_poller(settings, source, config, self._stop, metrics_endpoint=self._endpoint)
 
         try:
             self.metrics = asyncio.run(main())
@@ -244,6 +247,41 @@ def test_the_grafana_poller_resumes_mid_pagination_from_its_kafka_cursor_and_dea
 
 CHECKOUT_POD = "checkout-7d8f9c6b5-xyz12"
 PAYMENTS_POD = "payments-5f6d7c8b9-abcde"
+
+
+def test_a_running_poller_serves_its_counters_at_get_metrics(
+    seismo_env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, running: list[BackgroundPoller]
+) -> None:
+    monkeypatch.setenv("SEISMO_GRAFANA_TOKEN", "glsa_test")
+    create_topics(seismo_env)
+    now_ms = int(time.time() * 1000)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    published = 'seismo_poller_published_total{source="grafana",stream="annotations"} 3'
+    with FakeGrafana() as fake:
+        fake.annotations = [make_annotation(i, now_ms - i * 60_000, f"note {i}", ["service:payments"])
+                            for i in (1, 2, 3)]
+        config = write_config(tmp_path / "grafana.yaml", "grafana", {
+            "base_url": fake.url, "dashboards": False, "alerts": False, "interval_s": 3600})
+        poller = BackgroundPoller(seismo_env.settings, "grafana", config, ("127.0.0.1", port))
+        running.append(poller)
+        scraped: list[httpx.Response] = []
+
+        def counted() -> bool:
+            poller.check()
+            try:
+                scraped.append(httpx.get(url, timeout=2))
+            except httpx.TransportError:
+                return False  # not listening yet: the poller is still starting
+            return published in scraped[-1].text
+
+        wait_for(counted, 60, f"{url} to count the 3 published annotations", interval=0.2)
+        metrics = poller.stop()
+    assert scraped[-1].headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert "# TYPE seismo_poller_lag_seconds gauge" in scraped[-1].text
+    assert metrics.summary().startswith("polled 3, published 3, deduped 0")
+    with pytest.raises(httpx.TransportError):
+        httpx.get(url, timeout=2)
 
 
 def test_the_kubernetes_poller_resumes_its_watch_logs_and_rollouts_from_kafka_cursors_after_a_restart(

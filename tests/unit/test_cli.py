@@ -257,3 +257,66 @@ def test_poll_with_an_unknown_source_is_a_usage_error(tmp_path: Path) -> None:
     config = tmp_path / "pollers.toml"
     config.write_text("", "utf-8")
     assert invoke("poll", "datadog", "--config", config).exit_code == 2
+
+
+def test_poll_help_offers_the_metrics_port() -> None:
+    assert "--metrics-port" in one_line(invoke("poll", "--help").stdout)
+
+
+# --- doctor --config (source checks against the fake APIs; Kafka and Redis stand in) -------------------
+
+
+@pytest.fixture
+def broker_and_redis_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The doctor's Kafka and Redis lines pass without a network, so only the source lines decide."""
+    from seismo.local import kafka, redis
+
+    monkeypatch.setenv("SEISMO_KAFKA_BOOTSTRAP", "127.0.0.1:9")
+    monkeypatch.setattr(kafka, "broker_answers", lambda *a, **k: True)
+    monkeypatch.setattr(redis, "redis_answers", lambda *a, **k: True)
+
+
+@pytest.mark.usefixtures("broker_and_redis_answer")
+def test_doctor_with_a_config_prints_one_line_per_source_and_exits_1_when_one_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes.grafana import FakeGrafana
+
+    monkeypatch.setenv("SEISMO_GRAFANA_TOKEN", "glsa_test")
+    monkeypatch.delenv("SEISMO_SENTRY_TOKEN", raising=False)
+    with FakeGrafana() as grafana:
+        config = tmp_path / "pollers.yaml"
+        config.write_text(f"grafana:\n  base_url: {grafana.url}\nsentry:\n  base_url: {grafana.url}\n"
+                          "  organization: acme\n  projects: [payments]\n", "utf-8")
+        result = invoke("doctor", "--config", config)
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 1, result.stdout
+    assert lines[0].startswith("ok   kafka")
+    assert one_line(lines[2]).startswith("FAIL sentry no token: set $SEISMO_SENTRY_TOKEN")
+    assert one_line(lines[3]) == f"ok grafana {grafana.url} (Grafana 11.1.0): token accepted in org 1"
+
+
+@pytest.mark.usefixtures("broker_and_redis_answer")
+def test_doctor_with_a_config_where_every_source_passes_exits_0(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes.grafana import FakeGrafana
+
+    monkeypatch.setenv("SEISMO_GRAFANA_TOKEN", "glsa_test")
+    with FakeGrafana() as grafana:
+        config = tmp_path / "pollers.toml"
+        config.write_text(f'[grafana]\nbase_url = "{grafana.url}"\n', "utf-8")
+        result = invoke("doctor", "--config", config)
+    assert result.exit_code == 0, result.stdout
+    assert [line.split()[:2] for line in result.stdout.splitlines()] == [
+        ["ok", "kafka"], ["ok", "redis"], ["ok", "grafana"]]
+
+
+@pytest.mark.usefixtures("broker_and_redis_answer")
+def test_doctor_with_an_invalid_config_fails_on_a_config_line(tmp_path: Path) -> None:
+    config = tmp_path / "pollers.toml"
+    config.write_text("[grafana]\nbase_url = 3\n", "utf-8")
+    result = invoke("doctor", "--config", config)
+    assert result.exit_code == 1
+    assert "FAIL config" in one_line(result.stdout)
+    assert "grafana.base_url" in one_line(result.stdout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -224,3 +225,30 @@ def test_5xx_from_the_api_server_is_retried_with_backoff(tmp_path: Path) -> None
     assert metrics.value("seismo_poller_retries_total", source="kubernetes") == 2
     assert len([s for s in clock.sleeps if s >= 0.25]) == 2
     assert [e.severity for e in decoded_events(publisher)] == [Severity.WARNING]
+
+
+def test_a_restarted_poller_does_not_publish_the_same_pod_metrics_sample_again(tmp_path: Path) -> None:
+    sample = {
+        "metadata": {"name": "payments-1", "namespace": "shop", "labels": PAYMENTS},
+        "timestamp": "2024-05-01T11:59:30Z",
+        "window": "30s",
+        "containers": [{"name": "payments", "usage": {"cpu": "250m", "memory": "64Mi"}}],
+    }
+    with FakeKubernetes() as fake:
+        fake.pod_metrics = [sample]
+        path = kubeconfig(tmp_path / "kubeconfig", {"prod": fake.url}, "prod")
+        cfg = config(path, metrics=True)
+        first, before, cursors, _, _ = memory_wiring()
+        asyncio.run(cycles(cfg, first))
+        # A new process: fresh publisher and dedup window, the same durable cursors.
+        second, after, _, _, _ = memory_wiring()
+        second = replace(second, cursors=cursors)
+        asyncio.run(cycles(cfg, second))
+        assert decoded_events(after) == []
+        fake.pod_metrics = [{**sample, "timestamp": "2024-05-01T12:00:00Z"}]
+        asyncio.run(cycles(cfg, second, 2))
+    ids = [e.id for e in decoded_events(before) + decoded_events(after)]
+    assert len(ids) == len(set(ids)) == 4
+    assert cursors.load("kubernetes/metrics:prod:shop") == {
+        "seen": {"shop/payments-1": "2024-05-01T12:00:00Z"}
+    }
