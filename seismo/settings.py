@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     state_backend: Literal["redis", "memory"] = Field(
         default="redis", description="Where the correlator keeps its state; memory is lost on restart."
     )
+    embedder: Literal["minilm", "hash", "off"] = Field(
+        default="minilm",
+        description="Template embeddings for novelty: all-MiniLM-L6-v2 (numpy), a hashing stand-in, or off.",
+    )
+    embed_lru_size: int = Field(default=10_000, ge=1, description="Template vectors kept in process.")
     worker_web_port: int | None = Field(
         default=None, description="Port of the worker's Faust web server; unset disables it."
     )

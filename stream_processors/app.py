@@ -39,6 +39,7 @@ from schemas.models import DeadLetter, Event
 from seismo.settings import Settings
 from seismo.topics import Topics
 from stream_processors.correlate import CorrelateConfig, ServiceState, apply
+from stream_processors.enrich import novelty_step
 from stream_processors.exceptions import InvalidEvent
 from stream_processors.normalize import NormalizeStep
 from stream_processors.normalizer import Normalizer
@@ -134,11 +135,15 @@ def create_app(settings: Settings, store: StateStore | None = None) -> faust.App
         )
         await dlq.send(key=message.key, value=dlq_codec.encode(letter.to_avro()))
 
-    step = NormalizeStep(Normalizer(), state)
+    normalizer = Normalizer()
+    step = NormalizeStep(normalizer, state)
+    novelty = novelty_step(settings, normalizer)
 
     async def forget_templates(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # Revoked services may be advanced by another worker: re-load them when next seen.
         step.forget_all()
+        if novelty is not None:
+            novelty.forget_all()
 
     app.on_partitions_revoked.connect(forget_templates)
 
@@ -160,7 +165,8 @@ def create_app(settings: Settings, store: StateStore | None = None) -> faust.App
             message = event.message
 
             async def work(value: Any = message.value) -> Event:
-                return (await step.process(_decode_event(value))).event
+                out = (await step.process(_decode_event(value))).event
+                return out if novelty is None else await novelty.score(out)
 
             normalized = await guarded(message, "normalize", work)
             if normalized is not None:

@@ -112,15 +112,20 @@ class ManagedProcess:
         while time.monotonic() < deadline:
             if self._child is not None and self._child.poll() is not None:
                 return True
-            if not _cmdline(rec.pid):
+            if not _cmdline(rec.pid):  # gone, or a zombie of a child of ours
+                self._reap_child()
                 return True
             _reap(rec.pid)
             time.sleep(0.2)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(rec.pid, signal.SIGKILL)
-        if self._child is not None:
-            self._child.wait(5)
+        self._reap_child()
         return True
+
+    def _reap_child(self) -> None:
+        if self._child is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._child.wait(5)
 
     def tail(self, lines: int = 20) -> str:
         try:

@@ -171,6 +171,7 @@ def test_ingested_events_become_incidents_listed_over_streamable_http(
     ]
     assert sorted({e.id for e in enriched}) == sorted(valid)
     assert all(e.template is not None and e.template_id for e in enriched)
+    assert all(e.novelty is not None and 0.0 <= e.novelty <= 1.0 for e in enriched if e.kind.value == "log")
 
     # re-ingesting the same file creates no incident and no duplicate evidence
     seismo_env.seismo("ingest", str(path))

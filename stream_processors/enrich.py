@@ -1,0 +1,95 @@
+"""Template novelty for the normalize agent: how unlike its service's other templates a template is.
+
+``novelty = 1 - max cosine`` between the event's template embedding and the
+service's *other* known templates (1.0 for a service's first template), from
+a per-service FAISS index (:class:`~stream_processors.embed.NoveltyIndex`).
+Embeddings are computed once per template id and cached in-process and in
+Redis (:class:`~stream_processors.embed.CachedEmbedder`), so a restarted
+worker recomputes nothing: when it first sees a service again it re-seeds that
+service's index from the restored template miner with cached vectors.
+
+Novelty is informational (the scorer uses it); correlation does not depend on
+it, so it may differ slightly between a replay and an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from schemas.models import Event, EventKind
+
+if TYPE_CHECKING:
+    from seismo.settings import Settings
+    from stream_processors.embed import CachedEmbedder, NoveltyIndex
+    from stream_processors.normalizer import Normalizer
+
+log = logging.getLogger(__name__)
+
+SCORED_KINDS = frozenset({EventKind.LOG, EventKind.EVENT, EventKind.ERROR, EventKind.ALERT})
+
+
+class NoveltyStep:
+    """Adds ``novelty`` to enriched events.  One per worker; not thread-safe.
+
+    :meth:`score` runs the embedding engine (CPU-bound) and Redis in a thread only
+    for templates this process has no vector for yet; known templates cost one
+    small FAISS search.
+    """
+
+    def __init__(self, cache: CachedEmbedder, index: NoveltyIndex, normalizer: Normalizer) -> None:
+        self.cache = cache
+        self.index = index
+        self.normalizer = normalizer
+        self._vectors: dict[str, Any] = {}
+        self._seeded: set[str] = set()
+
+    def _seed(self, service: str) -> None:
+        """Index every template the (restored) miner knows, with cached or computed vectors."""
+        clusters = self.normalizer.miner(service).clusters
+        ids = [cid for cid in clusters if cid not in self.index.templates(service)]
+        if ids:
+            vectors = self.cache.embed_keyed(ids, [clusters[cid].text for cid in ids])
+            for cid, vec in zip(ids, vectors, strict=True):
+                self._vectors[cid] = vec
+                self.index.add(service, cid, vec)
+        self._seeded.add(service)
+
+    def _vector(self, template_id: str, text: str) -> Any:
+        vec = self._vectors.get(template_id)
+        if vec is None:
+            vec = self._vectors[template_id] = self.cache.embed_keyed([template_id], [text])[0]
+        return vec
+
+    def score_blocking(self, event: Event) -> Event:
+        if event.kind not in SCORED_KINDS or not event.template_id or event.template is None:
+            return event
+        if event.service not in self._seeded:
+            self._seed(event.service)
+        vec = self._vector(event.template_id, event.template)
+        novelty = self.index.observe(event.service, event.template_id, vec)
+        # 1 - cosine lies in [0, 2]; orthogonal or opposite templates are both simply "new".
+        return event.model_copy(update={"novelty": round(min(1.0, novelty), 6)})
+
+    async def score(self, event: Event) -> Event:
+        """``event`` with ``novelty`` set (unchanged for metrics and untemplated kinds)."""
+        if event.service in self._seeded and event.template_id in self._vectors:
+            return self.score_blocking(event)
+        return await asyncio.to_thread(self.score_blocking, event)
+
+    def forget_all(self) -> None:
+        """Re-seed services when next seen (partitions moved; another worker may own them)."""
+        self._seeded.clear()
+
+
+def novelty_step(settings: Settings, normalizer: Normalizer) -> NoveltyStep | None:
+    """The configured novelty step, or None when ``SEISMO_EMBEDDER=off``."""
+    if settings.embedder == "off":
+        return None
+    from stream_processors.embed import CachedEmbedder, HashEmbedder, MiniLMEmbedder, NoveltyIndex
+
+    inner = MiniLMEmbedder() if settings.embedder == "minilm" else HashEmbedder()
+    redis_url = None if settings.state_backend == "memory" else settings.redis
+    cache = CachedEmbedder(inner, redis_url, lru_size=settings.embed_lru_size)
+    return NoveltyStep(cache, NoveltyIndex(cache.dim, cache.model_version), normalizer)
