@@ -17,6 +17,13 @@ stable: a miner's id is derived from the text its template was first seen as, an
 template that gains a wildcard keeps its id. Ids are per service (the same text in two
 services has the same id): key anything by ``(service, template_id)``.
 
+Redaction is cheap on the hot path: an ASCII message is split once, the
+:class:`~stream_processors.redaction_screen.ScreeningRedactor` passes it when its tokens
+are all memoised as clean (one set test), and the same tokens go on to the masker; only
+a line with a suspicious token or token pair pays for the full redactor. Attributes seen
+before and known clean cost one set test per event. The output is exactly that of the
+plain :class:`~stream_processors.redaction.Redactor` (the unit tests compare them).
+
 Pure and synchronous: no Kafka, no I/O. Not thread-safe (miners and memos are
 mutable); one instance per worker process. Persistence of the miners is the caller's
 (:meth:`snapshot` / :meth:`restore`, used by :mod:`stream_processors.normalize`).
@@ -79,6 +86,7 @@ class Normalizer:
         self._miners: dict[str, TemplateMiner] = {}
         self._key_kinds: dict[str, SecretKind | None] = {}
         self._attr_memo: dict[tuple[str, str], tuple[str, str]] = {}
+        self._clean_attrs: set[tuple[str, str]] = set()  # the memo's items redaction keeps
 
     # --- per-service miners ---------------------------------------------------------
 
@@ -117,10 +125,11 @@ class Normalizer:
 
     def process(self, event: Event) -> Normalized:
         """Like :meth:`normalize`, and say whether the service's templates changed."""
-        message = self._redact(event.message)
+        message, tokens = self._redact_message(event.message)
         attributes = self._redact_attributes(event.attributes)
         if event.kind in self.config.mined_kinds:
-            result = self.miner(event.service).add(message)
+            miner = self.miner(event.service)
+            result = miner.add_masked(miner.masker.mask(message, tokens))
             template, tid, change = result.template, result.template_id, result.change
         else:
             template, tid, change = message, plain_template_id(message), None
@@ -130,6 +139,22 @@ class Normalizer:
         if attributes is not event.attributes:
             update["attributes"] = attributes
         return Normalized(event.model_copy(update=update), change)
+
+    def _redact_message(self, text: str) -> tuple[str, list[str] | None]:
+        """``_redact(text)``, and ``text.split()`` when the text is ASCII and passed as it
+        was: the screen's split, handed on to the masker so the line is split once.
+
+        An ASCII line needs no NFKC pass (and its redaction is ASCII too); a line whose
+        tokens the screen all knows as clean costs one split and one set test."""
+        screen = self._screen
+        if screen is None:
+            return text, None
+        if not text.isascii():
+            return self._redact(text), None
+        tokens = text.split()
+        if screen.passes(text, tokens):
+            return text, tokens
+        return screen.redactor.redact(text).text, None
 
     def _redact(self, text: str) -> str:
         """Redacted ``text``; a non-ASCII text is also redacted in NFKC form (what the
@@ -148,7 +173,7 @@ class Normalizer:
         """Redacted keys and values; ``attributes`` itself when nothing changed.
 
         Memoised per ``(key, value)``: attributes repeat far more than messages do."""
-        if self._screen is None or not attributes:
+        if self._screen is None or not attributes or self._clean_attrs.issuperset(attributes.items()):
             return attributes
         memo = self._attr_memo
         out: dict[str, str] = {}
@@ -160,7 +185,10 @@ class Normalizer:
                 hit = (self._redact(key), self._redact_attribute(key, value))
                 if len(memo) >= 100_000:
                     memo.clear()
+                    self._clean_attrs.clear()
                 memo[item] = hit
+                if hit == item:
+                    self._clean_attrs.add(item)
             out[hit[0]] = hit[1]
             changed = changed or hit != item
         return out if changed else attributes

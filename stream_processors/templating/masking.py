@@ -127,16 +127,22 @@ class Masker:
         self._digits = num.placeholder if builtin and num is not None else None
         self._maybe = _MAYBE_VARIABLE if builtin else None
 
-    def mask(self, text: str) -> MaskedLine:
-        """Normalise and mask one line. Deterministic; never raises on input."""
+    def mask(self, text: str, tokens: Sequence[str] | None = None) -> MaskedLine:
+        """Normalise and mask one line. Deterministic; never raises on input.
+
+        ``tokens``, when given, must be ``text.split()`` -- a caller that has already
+        split the line (the normaliser's redaction screen) saves the second split. It is
+        ignored for a non-ASCII ``text``, which is split again after NFKC.
+        """
         if not text.isascii():
             text = unicodedata.normalize("NFKC", text)
+            tokens = None
         if self._guard is not None and self._guard.search(text):
             return self._mask_spanning(text)
         memo = self._memo
         out: list[str] = []
         params: list[Param] = []
-        for token in text.split():
+        for token in text.split() if tokens is None else tokens:
             hit = memo.get(token)
             if hit is None:
                 hit = self._mask_token(token)

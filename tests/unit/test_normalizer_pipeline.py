@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -114,6 +116,88 @@ def test_the_screen_gives_exactly_the_redactors_result_on_both_corpora() -> None
     lines = [row[0] for row in SECRET_ROWS] + LOOKALIKES + tricky
     assert [screen.redact(line) for line in lines] == [full.redact(line) for line in lines]
     assert [screen.redact(line) for line in lines] == [full.redact(line) for line in lines]  # memo warm
+
+
+class _Unscreened(ScreeningRedactor):
+    """A screen that passes nothing: every line goes to the plain Redactor."""
+
+    __slots__ = ()
+
+    def passes(self, text: str, tokens: list[str]) -> bool:
+        return False
+
+
+def _synthetic_log_mix(count: int, seed: int = 3) -> list[Event]:
+    """Log lines of a few services, mostly clean, with secrets, look-alikes and Unicode."""
+    rng = random.Random(seed)
+    users = ["root", "admin", "bob", "oracle", "test"]
+    full_width = "".join(chr(ord(c) + 0xFEE0) for c in "password")
+    shapes: list[Callable[[], str]] = [
+        lambda: (
+            f"Failed password for invalid user {rng.choice(users)} from 10.0.{rng.randint(0, 255)}.1 "
+            f"port {rng.randint(1024, 65535)} ssh2"
+        ),
+        lambda: f"Accepted password for {rng.choice(users)} from 10.1.1.{rng.randint(0, 255)} port 22 ssh2",
+        lambda: "pam_unix(sshd:auth): check pass; user unknown",
+        lambda: (
+            f"Receiving block blk_{rng.randint(-(10**18), 10**18)} src: /10.250.19.102:50010 "
+            f"dest: /10.250.19.102:{rng.randint(2000, 6999)}"
+        ),
+        lambda: f"PacketResponder {rng.randint(0, 3)} for block blk_{rng.randint(0, 10**18)} terminating",
+        lambda: (
+            f"[client 222.166.{rng.randint(0, 255)}.184] Directory index forbidden by rule: /var/www/html/"
+        ),
+        lambda: f"jk2_init() Found child {rng.randint(2000, 6999)} in scoreboard slot {rng.randint(1, 12)}",
+        lambda: (
+            f"Sun Dec 04 04:47:44 {rng.choice([2005, 2006])} {rng.randint(2000, 6999)} {rng.randint(1, 99)}"
+        ),
+        lambda: f"order {rng.randint(10**15, 10**16)} shipped to warehouse {rng.randint(1, 9)}",
+        lambda: f"login ok password={rng.choice(['hunter2x', 'Zx9!mK2#pL29', '***', 'null'])} user=bob",
+        lambda: f"login password = {rng.choice(['hunter2x', 'changeme88'])}",
+        lambda: f"card 4111 1111 1111 1111 charged {rng.randint(1, 500)} EUR",
+        lambda: f"Authorization: Bearer {rng.choice(['f8W50sr2qUGS4LifvrDXTdYkuoTFz', 'abc'])} path=/v1",
+        lambda: f"mail sent to user{rng.randint(1, 9)}@example.com",
+        lambda: "aws key AKIAIOSFODNN7EXAMPLE found in config",
+        lambda: f"got {rng.randint(1, 9)} tokens, api_key: {rng.randint(1, 99)} --token x{rng.randint(1, 9)}",
+        lambda: f"retry {full_width}=hunter2x now \u212apass=s3cr3tx \u0130",
+        lambda: f"status=M v={rng.randint(1, 20)} token\t: value{rng.randint(1, 9)}",
+    ]
+    events = []
+    for i in range(count):
+        service = rng.choice(["sshd", "hdfs", "apache", "api"])
+        message = rng.choice(shapes)()
+        attributes = {"host": f"node-{rng.randint(1, 4)}", rng.choice(["token", "note"]): message[:20]}
+        events.append(event(message, i, service=service, attributes=attributes))
+    return events
+
+
+def _normalized(normalizer: Normalizer, events: list[Event]) -> list[tuple[object, ...]]:
+    out = [normalizer.process(e) for e in events]
+    return [
+        (n.event.message, n.event.attributes, n.event.template, n.event.template_id, n.change) for n in out
+    ]
+
+
+@pytest.mark.parametrize("corpus", ["secrets", "lookalikes", "synthetic"])
+def test_the_fast_path_gives_the_same_events_as_the_plain_redactor(corpus: str) -> None:
+    if corpus == "synthetic":
+        events = _synthetic_log_mix(2000)
+    else:
+        lines = [row[0] for row in SECRET_ROWS] if corpus == "secrets" else LOOKALIKES
+        events = [event(line, i, attributes={"line": line}) for i, line in enumerate(lines)]
+    fast = Normalizer()
+    reference = Normalizer()
+    reference._screen = _Unscreened(Redactor())
+    expected = _normalized(reference, events)
+    assert _normalized(fast, events) == expected
+    assert _normalized(fast, events) == _normalized(reference, events)  # memos warm
+
+
+def test_no_lookalike_is_changed_by_the_normalizer() -> None:
+    normalizer = Normalizer()
+    events = [event(line, i, attributes={"line": line}) for i, line in enumerate(LOOKALIKES)]
+    changed = [e.message for e in events if normalizer.normalize(e).message != e.message]
+    assert changed == []
 
 
 def test_with_redaction_switched_off_the_message_is_kept() -> None:
