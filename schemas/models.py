@@ -207,6 +207,45 @@ class Incident(BaseModel):
         return cls.model_validate(record)
 
 
+class Anomaly(BaseModel):
+    """One scored signal judged anomalous, as published on ``seismo.anomalies`` (key = service).
+
+    ``explanation`` maps feature names and baselines to their values as strings (Avro map of
+    strings); ``id`` is deterministic in the event id and the signal, so a replay re-publishes
+    the same ids.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    event_id: str
+    service: str
+    source: str
+    kind: str
+    severity: Severity
+    timestamp: datetime
+    score: float = Field(ge=0.0, le=1.0)
+    signal: str
+    detectors: list[str] = Field(default_factory=list)
+    explanation: dict[str, str] = Field(default_factory=dict)
+    message: str = ""
+    template_id: str | None = None
+
+    @field_validator("timestamp")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return utc(value)
+
+    def to_avro(self) -> dict[str, Any]:
+        data = self.model_dump(mode="python")
+        data["severity"] = self.severity.value
+        return data
+
+    @classmethod
+    def from_avro(cls, record: dict[str, Any]) -> Anomaly:
+        return cls.model_validate(record)
+
+
 class DeadLetter(BaseModel):
     """A message Seismo gave up on, with the reason; see ``dead_letter.avsc``."""
 

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     state_backend: Literal["redis", "memory"] = Field(
         default="redis", description="Where the correlator keeps its state; memory is lost on restart."
     )
+    mask_rules_file: Path | None = Field(
+        default=None, description="TOML/YAML file of extra placeholder rules for every service."
+    )
     embedder: Literal["minilm", "hash", "off"] = Field(
         default="minilm",
         description="Template embeddings for novelty: all-MiniLM-L6-v2 (numpy), a hashing stand-in, or off.",
@@ -77,6 +80,23 @@ class Settings(BaseSettings):
         default=600.0, gt=0, description="Event-time quiet period after which an incident resolves."
     )
     max_evidence: int = Field(default=200, ge=1, description="Evidence kept per incident.")
+    score_window_s: float = Field(
+        default=60.0, gt=0, description="Tumbling event-time window of the scorer's counts and error rates."
+    )
+    score_z_threshold: float = Field(
+        default=6.0, gt=0,
+        description="Robust z-score from which a window's count or error rate is anomalous.",
+    )
+    score_novelty_threshold: float = Field(
+        default=0.5, ge=0, le=1,
+        description="Novelty from which a service's first use of a template is anomalous.",
+    )
+    score_batch_size: int = Field(
+        default=500, ge=1, description="Enriched events the scorer folds before it publishes and saves."
+    )
+    score_probation_windows: int = Field(
+        default=5, ge=1, description="Closed windows of baseline before a service's windows are judged."
+    )
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8765

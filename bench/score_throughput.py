@@ -1,0 +1,213 @@
+"""Benchmark the anomaly scorer: in process, through the worker on the real Kafka, and restore.
+
+Synthetic enriched events over ``--entities`` services (each: one metric series
+``latency_ms`` and three log templates; a quarter of the events are metric points),
+event time advancing 10 ms per event.  Printed:
+
+* **in process**: events/s of ``Scorer.apply`` alone, and of Avro decode + ``Event``
+  validation + apply (what the agent does per event), CPU time of this thread;
+* **worker**: the events are published to ``seismo.events.enriched`` of a fresh topic
+  prefix and app id, then ``seismo worker`` is started; events/s is N / (time from
+  the worker's start until its consumer group has committed all N).  Worker start-up
+  is included and printed separately (time to the first commit).  The correlate agent
+  consumes the same topic in the same consumer group, so this is the worker's rate
+  with both agents, not the scorer's alone;
+* **restore**: the worker is stopped with its states in Redis (one per entity), one
+  more event per entity is published and a fresh worker started: time until all are
+  committed (start-up + loading every state + processing); and, in process, the time to
+  load and decode every saved state from Redis one after the other (the worker loads a
+  service's state on its first event after an assignment).
+
+Needs the broker and Redis of ``seismo kafka start`` / ``seismo redis start`` (or the
+``SEISMO_KAFKA_BOOTSTRAP`` / ``SEISMO_REDIS_URL`` they point at).  Creates its own
+topics and Redis hash and deletes them at the end.
+
+Usage: python bench/score_throughput.py [--events 100000] [--entities 10000] [--skip-kafka]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from producers.publisher import KafkaPublisher
+from schemas.codec import codec_for
+from schemas.models import Event
+from seismo.settings import Settings
+from seismo.topics import Topics, ensure_topics
+from stream_processors.score import Scorer
+from stream_processors.state import RedisStateStore
+
+T0 = datetime(2024, 6, 3, tzinfo=UTC)
+TEMPLATES = ("GET /api/<*> 200 in <NUM>ms", "cache miss for key <HEX>", "worker <NUM> heartbeat")
+
+
+def synthetic(n: int, entities: int, seed: int = 7, offset: int = 0) -> list[Event]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(offset, offset + n):
+        svc = f"svc-{rng.randrange(entities)}" if offset == 0 else f"svc-{i - offset}"
+        ts = T0 + timedelta(milliseconds=10 * i)
+        if rng.random() < 0.25:
+            out.append(Event(
+                id=f"b-{i}", source="cloudwatch", kind="metric", timestamp=ts, service=svc, severity="info",
+                message="latency", metric={"name": "latency_ms", "value": 100 + rng.gauss(0, 5)},
+            ))
+        else:
+            t = rng.randrange(len(TEMPLATES))
+            out.append(Event(
+                id=f"b-{i}", source="kubernetes", kind="log", timestamp=ts, service=svc, severity="info",
+                message=TEMPLATES[t], template_id=f"{svc}-t{t}", template=TEMPLATES[t], novelty=0.1,
+            ))
+    return out
+
+
+def in_process(events: list[Event]) -> None:
+    codec = codec_for("event")
+    encoded = [codec.encode(e.to_avro()) for e in events]
+    for label, decode in (("apply only", False), ("decode + apply", True)):
+        scorer = Scorer()
+        states: dict[str, object] = {}
+        found = 0
+        start = time.thread_time()
+        for e, raw in zip(events, encoded, strict=True):
+            ev = Event.from_avro(codec.decode(raw)) if decode else e
+            state = states.get(ev.service) or scorer.new_state(ev.service)
+            state, out = scorer.apply(state, ev)  # type: ignore[arg-type]
+            states[ev.service] = state
+            found += len(out)
+        cpu = time.thread_time() - start
+        print(f"in process, {label:15s}: {len(events) / cpu:>10,.0f} events/s  ({cpu:.2f} s CPU, "
+              f"{found} anomalies, {len(states)} services)")
+
+
+def committed(settings: Settings, topic: str) -> int:
+    c = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": settings.app_id,
+                  "enable.auto.commit": False})
+    try:
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        tps = [TopicPartition(topic, p) for p in parts]
+        return sum(max(tp.offset, 0) for tp in c.committed(tps, timeout=10))
+    finally:
+        c.close()
+
+
+def publish(settings: Settings, topic: str, events: list[Event]) -> None:
+    codec = codec_for("event")
+    pub = KafkaPublisher(settings.bootstrap)
+    for e in events:
+        pub.publish(topic, e.service.encode(), codec.encode(e.to_avro()))
+    pub.flush()
+
+
+def run_until(
+    env: dict[str, str], settings: Settings, topic: str, want: int, log: Path
+) -> tuple[float, float]:
+    """Start a worker; return (seconds to its first commit, seconds until ``want`` are committed)."""
+    base = committed(settings, topic)
+    start = time.monotonic()
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "seismo", "worker"], env=env, stdout=fh,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    first = 0.0
+    try:
+        deadline = start + 600
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"worker exited with {proc.returncode}; see {log}")
+            done = committed(settings, topic) - base
+            if done and not first:
+                first = time.monotonic() - start
+            if done >= want:
+                return first, time.monotonic() - start
+            time.sleep(0.2)
+        raise SystemExit(f"worker did not consume {want} events within 600 s; see {log}")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def restore_from_redis(settings: Settings, entities: int) -> tuple[float, int]:
+    store = RedisStateStore(settings.redis, namespace=settings.app_id)
+    scorer = Scorer()
+    size = 0
+    start = time.perf_counter()
+    for i in range(entities):
+        data = await store.load(f"score:svc-{i}")
+        if data is not None:
+            scorer.load(data)
+            size += len(str(data))
+    took = time.perf_counter() - start
+    await store._redis.delete(f"seismo:{settings.app_id}:state")
+    await store.close()
+    return took, size
+
+
+def kafka(events: list[Event], entities: int) -> None:
+    run = uuid.uuid4().hex[:8]
+    tmp = Path(tempfile.mkdtemp(prefix="seismo-bench-"))
+    env = {**os.environ, "SEISMO_TOPIC_PREFIX": f"bench-{run}.", "SEISMO_APP_ID": f"seismo-bench-{run}",
+           "SEISMO_STATE_DIR": str(tmp), "SEISMO_LOG_LEVEL": "WARNING", "SEISMO_EMBEDDER": "off"}
+    settings = Settings(topic_prefix=f"bench-{run}.", app_id=f"seismo-bench-{run}", state_dir=tmp,
+                        kafka_bootstrap=os.environ.get("SEISMO_KAFKA_BOOTSTRAP"))
+    topics = Topics.from_settings(settings)
+    ensure_topics(settings)
+    try:
+        publish(settings, topics.enriched, events)
+        first, total = run_until(env, settings, topics.enriched, len(events), tmp / "worker.log")
+        rate = len(events) / (total - first) if total > first else float("nan")
+        print(f"worker, {len(events)} events: {total:.1f} s from start ({first:.1f} s to the first commit): "
+              f"{len(events) / total:,.0f} events/s overall, {rate:,.0f} events/s after the first commit")
+        publish(settings, topics.enriched, synthetic(entities, entities, offset=len(events)))
+        first, total = run_until(env, settings, topics.enriched, entities, tmp / "worker.log")
+        print(f"restart with {entities} saved states, one event each: first commit after {first:.1f} s, "
+              f"all {entities} committed after {total:.1f} s")
+        took, size = asyncio.run(restore_from_redis(settings, entities))
+        print(f"restore in process: {entities} states loaded from Redis and decoded in {took:.2f} s "
+              f"({size / max(entities, 1) / 1024:.1f} KiB of JSON per state on average)")
+    finally:
+        admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+        for f in admin.delete_topics([t for t in vars(topics).values()], operation_timeout=30).values():
+            try:
+                f.result(30)
+            except Exception as exc:  # a topic that was never created: nothing to clean
+                print(f"(cleanup: {exc})")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=100_000, help="synthetic enriched events (100000)")
+    parser.add_argument("--entities", type=int, default=10_000, help="services they spread over (10000)")
+    parser.add_argument("--skip-kafka", action="store_true", help="only the in-process figures")
+    args = parser.parse_args()
+    events = synthetic(args.events, args.entities)
+    print(f"{args.events} events over {args.entities} services; targets: >= 20,000 events/s on one worker, "
+          "restore < 10 s with 10k entities")
+    in_process(events)
+    if not args.skip_kafka:
+        kafka(events, args.entities)
+
+
+if __name__ == "__main__":
+    main()

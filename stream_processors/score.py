@@ -1,0 +1,336 @@
+"""The score step: one service's enriched events become :class:`~schemas.models.Anomaly` records.
+
+Pure and deterministic in event time: :meth:`Scorer.apply` folds one event into
+the service's :class:`ServiceScore` and returns the anomalies it revealed.  It is
+idempotent per event id (an at-least-once redelivery changes nothing), and the
+same events in the same order always give the same anomalies with the same ids.
+
+Signals, per service:
+
+* **metric** — each ``(service, metric name)`` series goes through its own
+  :class:`models.series.MetricDetector`; an anomalous ensemble verdict is an anomaly.
+  A point not newer than the series' last one is skipped (series are monotonic).
+* **template rate** — counts per template in tumbling event-time windows of
+  ``window_s``; a window closes once the watermark passes its end by
+  ``lateness_s``, and its count is compared with the template's last
+  ``baseline_windows`` closed windows (robust z-score, Poisson floor).  Nothing is
+  judged before ``probation_windows`` windows of baseline.
+* **error rate** — the share of error events (severity ≥ error, or kind
+  error/alert) of a closed window, against the same kind of baseline.
+* **new template** — the first event of a template the service has never shown,
+  with ``novelty ≥ novelty_threshold``, once the service has left probation.
+
+Events older than the service's floor (the end of its last closed window, or
+the oldest remembered event id when the id memory overflowed) are ignored and
+counted in ``late``: they could be neither windowed nor deduplicated.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from models.features_events import Baseline, Ref, Window, calendar, window_start
+from models.series import MetricDetector, ScoredPoint
+from schemas.models import Anomaly, Event, EventKind, Severity
+
+_US = 1_000_000
+_ERROR_KINDS = (EventKind.ERROR, EventKind.ALERT)
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    window_s: float = 60.0
+    lateness_s: float = 10.0
+    z_threshold: float = 6.0
+    novelty_threshold: float = 0.5
+    probation_windows: int = 5
+    min_count: int = 5
+    min_window_events: int = 5
+    error_rate_floor: float = 0.05
+    baseline_windows: int = 30
+    max_remembered_ids: int = 10_000
+    seed: int = 0
+
+
+def _us(ts: datetime) -> int:
+    return int(ts.timestamp() * _US)
+
+
+def _dt(us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+
+
+def anomaly_id(event_id: str, signal: str) -> str:
+    digest = hashlib.sha1(f"{event_id}\x00{signal}".encode(), usedforsecurity=False)
+    return f"an-{digest.hexdigest()[:16]}"
+
+
+def _fmt(value: float | str) -> str:
+    return value if isinstance(value, str) else f"{value:.6g}"
+
+
+@dataclass
+class ServiceScore:
+    """Everything the scorer remembers about one service.
+
+    Lives in memory between events (detectors stay decoded); :meth:`to_json`
+    gives the StateStore value, with each metric detector's ``save_state``
+    base64-encoded (re-encoded only when it learned something).  ``version``
+    grows with every change, so a caller can tell whether to save.
+    """
+
+    service: str
+    watermark_us: int = 0
+    closed_until_us: int = 0  # end of the last closed window
+    floor_us: int = 0  # events older than this are ignored (late)
+    windows_closed: int = 0
+    windows: dict[int, Window] = field(default_factory=dict)
+    templates: dict[str, Baseline] = field(default_factory=dict)
+    error_rates: Baseline = field(default_factory=lambda: Baseline(30))
+    metric_last_us: dict[str, int] = field(default_factory=dict)
+    remembered: dict[str, int] = field(default_factory=dict)  # event id -> ts_us, arrival order
+    late: int = 0  # events ignored as late by this process (not saved)
+    version: int = 0
+    _blobs: dict[str, str] = field(default_factory=dict)
+    _detectors: dict[str, MetricDetector] = field(default_factory=dict)
+    _dirty: set[str] = field(default_factory=set)
+
+    def detector(self, name: str, seed: int) -> MetricDetector:
+        det = self._detectors.get(name)
+        if det is None:
+            det = self._detectors[name] = MetricDetector(seed)
+            blob = self._blobs.get(name)
+            if blob is not None:
+                det.load_state(base64.b64decode(blob))
+        self._dirty.add(name)
+        return det
+
+    def to_json(self) -> dict[str, Any]:
+        for name in self._dirty:
+            self._blobs[name] = base64.b64encode(self._detectors[name].save_state()).decode("ascii")
+        self._dirty.clear()
+        return {
+            "service": self.service, "watermark_us": self.watermark_us,
+            "closed_until_us": self.closed_until_us, "floor_us": self.floor_us,
+            "windows_closed": self.windows_closed,
+            "windows": [w.to_json() for w in self.windows.values()],
+            "templates": {k: b.values for k, b in self.templates.items()},
+            "error_rates": self.error_rates.values,
+            "metrics": {k: [self.metric_last_us[k], self._blobs[k]] for k in self.metric_last_us},
+            "remembered": [[k, v] for k, v in self.remembered.items()],
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], cfg: ScoreConfig) -> ServiceScore:
+        size = cfg.baseline_windows
+        windows = [Window.from_json(w) for w in data["windows"]]
+        return cls(
+            service=data["service"], watermark_us=int(data["watermark_us"]),
+            closed_until_us=int(data["closed_until_us"]), floor_us=int(data["floor_us"]),
+            windows_closed=int(data["windows_closed"]), windows={w.start_us: w for w in windows},
+            templates={k: Baseline(size, [float(x) for x in v]) for k, v in data["templates"].items()},
+            error_rates=Baseline(size, [float(x) for x in data["error_rates"]]),
+            metric_last_us={k: int(v[0]) for k, v in data["metrics"].items()},
+            remembered={str(k): int(v) for k, v in data["remembered"]},
+            version=int(data["version"]),
+            _blobs={k: str(v[1]) for k, v in data["metrics"].items()},
+        )
+
+
+class Scorer:
+    """Folds events into :class:`ServiceScore` states; see the module docstring for the rules."""
+
+    def __init__(self, cfg: ScoreConfig | None = None) -> None:
+        self.cfg = cfg or ScoreConfig()
+        self._window_us = int(self.cfg.window_s * _US)
+        self._lateness_us = int(self.cfg.lateness_s * _US)
+
+    def new_state(self, service: str) -> ServiceScore:
+        return ServiceScore(service, error_rates=Baseline(self.cfg.baseline_windows))
+
+    def load(self, data: dict[str, Any]) -> ServiceScore:
+        return ServiceScore.from_json(data, self.cfg)
+
+    def apply(self, state: ServiceScore, event: Event) -> tuple[ServiceScore, list[Anomaly]]:
+        """Fold ``event`` into ``state`` (updated in place and returned); return its anomalies."""
+        if event.id in state.remembered:
+            return state, []
+        ts = _us(event.timestamp)
+        if ts < state.floor_us:
+            state.late += 1  # process-local diagnostic: not saved, not a change
+            return state, []
+        state.version += 1
+        state.remembered[event.id] = ts
+        state.watermark_us = max(state.watermark_us, ts)
+        out: list[Anomaly] = []
+        is_metric = event.kind is EventKind.METRIC
+        tid = None if is_metric else event.template_id
+        if tid is not None and tid not in state.templates:
+            out += self._novel(state, event, tid)
+            state.templates[tid] = Baseline(self.cfg.baseline_windows)
+        start = window_start(ts, self._window_us)
+        window = state.windows.get(start)
+        if window is None:
+            window = state.windows[start] = Window(start)
+        is_error = event.severity.rank >= Severity.ERROR.rank or event.kind in _ERROR_KINDS
+        window.add(tid, is_error, lambda: _ref(event))
+        if is_metric and event.metric is not None:
+            out += self._metric(state, event, ts)
+        closed = self._close(state)
+        if closed is not None:
+            out += closed
+            self._forget(state)
+        elif len(state.remembered) > self.cfg.max_remembered_ids:
+            self._forget(state)
+        return state, out
+
+    def _novel(self, state: ServiceScore, event: Event, tid: str) -> list[Anomaly]:
+        cfg = self.cfg
+        novelty = event.novelty
+        if novelty is None or novelty < cfg.novelty_threshold or state.windows_closed < cfg.probation_windows:
+            return []
+        explanation: dict[str, float | str] = {
+            "novelty": novelty, "novelty_threshold": cfg.novelty_threshold,
+            "known_templates": float(len(state.templates)), "template": event.template or "",
+            **calendar(event.timestamp),
+        }
+        return [_anomaly(
+            _ref(event), event.service, event.timestamp, f"new_template:{tid}", novelty,
+            ["template_novelty"], explanation, f"new log template: {event.template or event.message}", tid,
+        )]
+
+    def _metric(self, state: ServiceScore, event: Event, ts: int) -> list[Anomaly]:
+        assert event.metric is not None
+        name = event.metric.name
+        last = state.metric_last_us.get(name)
+        if last is not None and ts <= last:
+            return []
+        point: ScoredPoint = state.detector(name, self.cfg.seed).process(event.timestamp, event.metric.value)
+        state.metric_last_us[name] = ts
+        if not point.is_anomaly or point.explanation is None:
+            return []
+        why = point.explanation
+        explanation: dict[str, float | str] = {
+            "value": point.value, "threshold": why.threshold, "fired": ",".join(why.fired),
+            **{f"feature.{k}": v for k, v in why.features.items()},
+            **{f"baseline.{k}": v for k, v in why.baseline.items()},
+            **{f"member.{k}": v for k, v in why.member_scores.items()},
+            **calendar(event.timestamp),
+        }
+        unit = f" {event.metric.unit}" if event.metric.unit else ""
+        base = why.baseline.get("value")
+        against = f" (baseline {base:.6g}{unit})" if base is not None else ""
+        message = f"{name} = {point.value:.6g}{unit}{against}"
+        return [_anomaly(
+            _ref(event), event.service, event.timestamp, f"metric:{name}", point.score,
+            [f"metric.{n}" for n in why.fired] or ["metric.ensemble"], explanation, message,
+            None,
+        )]
+
+    def _close(self, state: ServiceScore) -> list[Anomaly] | None:
+        """Judge every window the watermark has passed; None when none closed."""
+        out: list[Anomaly] | None = None
+        w_us = self._window_us
+        while state.windows:
+            start = min(state.windows)
+            if start + w_us + self._lateness_us > state.watermark_us:
+                break
+            window = state.windows.pop(start)
+            if state.closed_until_us and start > state.closed_until_us:
+                gap = (start - state.closed_until_us) // w_us
+                for baseline in state.templates.values():
+                    baseline.push_zeros(gap)
+                state.windows_closed += gap
+            out = [*(out or []), *self._judge(state, window)]
+            state.windows_closed += 1
+            state.closed_until_us = max(state.closed_until_us, start + w_us)
+            state.floor_us = max(state.floor_us, state.closed_until_us)
+        return out
+
+    def _judge(self, state: ServiceScore, window: Window) -> list[Anomaly]:
+        cfg = self.cfg
+        out: list[Anomaly] = []
+        end = _dt(window.start_us + self._window_us)
+
+        def when() -> dict[str, float | str]:
+            return {"window_start": _dt(window.start_us).isoformat(), "window_end": end.isoformat()}
+        for tid, baseline in state.templates.items():
+            count = window.counts.get(tid, 0)
+            if len(baseline) >= cfg.probation_windows and count >= cfg.min_count:
+                r = baseline.compare(count, 1.0, counts=True)
+                if r.z >= cfg.z_threshold:
+                    ref = window.refs[tid]
+                    explanation: dict[str, float | str] = {
+                        "count": float(count), "baseline_median": r.median, "baseline_scale": r.scale,
+                        "baseline_windows": float(r.n), "z": r.z, "z_threshold": cfg.z_threshold,
+                        "window_events": float(window.total), **when(), **calendar(end),
+                    }
+                    message = (
+                        f"template burst: {count} in {cfg.window_s:g}s vs median {r.median:g}: {ref.text}"
+                    )
+                    out.append(_anomaly(
+                        ref, state.service, end, f"template_rate:{tid}", r.z / (r.z + cfg.z_threshold),
+                        ["template_rate.robust_z"], explanation, message, tid,
+                    ))
+            baseline.push(float(count))
+        if window.total >= cfg.min_window_events:
+            rate = window.error_rate
+            r = state.error_rates.compare(rate, cfg.error_rate_floor)
+            first = window.first_error
+            judged = len(state.error_rates) >= cfg.probation_windows and window.errors >= cfg.min_count
+            if judged and first is not None and r.z >= cfg.z_threshold:
+                explanation = {
+                    "error_rate": rate, "errors": float(window.errors), "events": float(window.total),
+                    "baseline_median": r.median, "baseline_scale": r.scale, "baseline_windows": float(r.n),
+                    "z": r.z, "z_threshold": cfg.z_threshold, **when(), **calendar(end),
+                }
+                message = (
+                    f"error rate {rate:.0%} ({window.errors}/{window.total}) in {cfg.window_s:g}s "
+                    f"vs median {r.median:.0%}; first: {first.text}"
+                )
+                out.append(_anomaly(
+                    first, state.service, end, "error_rate", r.z / (r.z + cfg.z_threshold),
+                    ["error_rate.robust_z"], explanation, message, None,
+                ))
+            state.error_rates.push(rate)
+        return out
+
+    def _forget(self, state: ServiceScore) -> None:
+        remembered = state.remembered
+        if len(remembered) > self.cfg.max_remembered_ids:
+            while len(remembered) > self.cfg.max_remembered_ids:
+                oldest = next(iter(remembered))
+                state.floor_us = max(state.floor_us, remembered.pop(oldest) + 1)
+        # ids below the floor are never looked up again (their events are ignored as late)
+        floor = state.floor_us
+        state.remembered = {k: v for k, v in remembered.items() if v >= floor}
+
+
+def _ref(event: Event) -> Ref:
+    text = event.template or event.message
+    return Ref(event.id, event.source.value, event.kind.value, event.severity.value, text[:200])
+
+
+def _anomaly(
+    ref: Ref,
+    service: str,
+    at: datetime,
+    signal: str,
+    score: float,
+    detectors: list[str],
+    explanation: dict[str, float | str],
+    message: str,
+    template_id: str | None,
+) -> Anomaly:
+    severity = max(Severity(ref.severity), Severity.WARNING, key=lambda s: s.rank)
+    return Anomaly(
+        id=anomaly_id(ref.event_id, signal), event_id=ref.event_id, service=service, source=ref.source,
+        kind=ref.kind, severity=severity, timestamp=at, score=min(max(score, 0.0), 1.0), signal=signal,
+        detectors=detectors, explanation={k: _fmt(v) for k, v in explanation.items()},
+        message=message[:500], template_id=template_id,
+    )
