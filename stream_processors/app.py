@@ -161,6 +161,7 @@ def create_app(settings: Settings, store: StateStore | None = None) -> faust.App
         # Revoked services may be advanced by another worker: re-load them when next seen.
         step.forget_all()
         scores.clear()
+        correlating.clear()
         if novelty is not None:
             novelty.forget_all()
 
@@ -193,22 +194,29 @@ def create_app(settings: Settings, store: StateStore | None = None) -> faust.App
                     key=normalized.service.encode(), value=event_codec.encode(normalized.to_avro())
                 )
 
+    correlating: dict[str, ServiceState] = {}  # decoded states of services seen since assignment
+
+    async def correlate_one(value: Any) -> tuple[ServiceState, ServiceState, list[Any]]:
+        ev = _decode_event(value)
+        before = correlating.get(ev.service)
+        if before is None:
+            saved = await state.load(f"correlate:{ev.service}")
+            before = ServiceState.from_json(saved) if saved else ServiceState(ev.service)
+        after, outputs = apply(before, ev, cfg)
+        correlating[ev.service] = after
+        return before, after, outputs
+
     async def correlate_agent(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
 
-            async def work(value: Any = message.value) -> tuple[str, ServiceState, ServiceState, list[Any]]:
-                ev = _decode_event(value)
-                key = f"correlate:{ev.service}"
-                current = await state.load(key)
-                before = ServiceState.from_json(current) if current else ServiceState(ev.service)
-                after, outputs = apply(before, ev, cfg)
-                return key, before, after, outputs
+            async def work(value: Any = message.value) -> tuple[ServiceState, ServiceState, list[Any]]:
+                return await correlate_one(value)
 
             result = await guarded(message, "correlate", work)
             if result is None:
                 continue
-            key, before, after, outputs = result
+            before, after, outputs = result
             for incident in outputs:
                 fut = await incidents.send(
                     key=incident.id.encode(),
@@ -217,7 +225,7 @@ def create_app(settings: Settings, store: StateStore | None = None) -> faust.App
                 )
                 await fut  # acknowledged before the state that produced it is saved
             if after != before:
-                await state.save(key, after.to_json())
+                await state.save(f"correlate:{after.service}", after.to_json())
 
     async def score_one(value: Any) -> tuple[ServiceScore, int, list[Any]]:
         ev = _decode_event(value)
