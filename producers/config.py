@@ -8,16 +8,15 @@ caller passes.  See ``docs/sources.md`` for every key, with examples.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from producers.exceptions import ProducerError
 from producers.mapping import MappingRules
+from seismo.files import StructuredFileError, read_structured
 
 
 class ConfigError(ProducerError):
@@ -116,18 +115,9 @@ class PollersFile(_Frozen):
 def load_config(path: Path) -> PollersFile:
     """Parse ``path`` (``.toml``, ``.yaml`` or ``.yml``); raise :class:`ConfigError` with the reason."""
     try:
-        text = path.read_text("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read poller config {path}: {exc.strerror}") from None
-    try:
-        if path.suffix == ".toml":
-            data: Any = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text) or {}
-        else:
-            raise ConfigError(f"{path}: poller config must end in .toml, .yaml or .yml")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from None
+        data = read_structured(path, "poller config")
+    except StructuredFileError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         return PollersFile.model_validate(data)
     except ValidationError as exc:

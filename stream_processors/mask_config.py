@@ -16,13 +16,11 @@ Raises :class:`MaskRulesError` with the file, the rule and what is wrong.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
-from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from seismo.files import StructuredFileError, read_structured
 from stream_processors.templating import Masker
 from stream_processors.templating.exceptions import InvalidMaskRule
 from stream_processors.templating.masking import with_rules
@@ -49,25 +47,12 @@ class RulesFile(BaseModel):
     rule: list[RuleSpec] = Field(default_factory=list)
 
 
-def _read(path: Path) -> Any:
-    try:
-        text = path.read_text("utf-8")
-    except OSError as exc:
-        raise MaskRulesError(f"{path}: cannot read mask rules ({exc.strerror})") from exc
-    try:
-        if path.suffix == ".toml":
-            return tomllib.loads(text)
-        if path.suffix in (".yaml", ".yml"):
-            return yaml.safe_load(text) or {}
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise MaskRulesError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from exc
-    raise MaskRulesError(f"{path}: mask rules must be a .toml, .yaml or .yml file")
-
-
 def load_masker(path: Path) -> Masker:
     """A :class:`Masker` with the file's rules added to the built-in ones."""
     try:
-        spec = RulesFile.model_validate(_read(path))
+        spec = RulesFile.model_validate(read_structured(path, "mask rules"))
+    except StructuredFileError as exc:
+        raise MaskRulesError(str(exc)) from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
