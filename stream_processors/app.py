@@ -1,4 +1,4 @@
-"""``create_app(settings)``: the Faust app with the normalize and correlate agents.
+"""``create_app(settings)``: the Faust app with the normalize, correlate and score agents.
 
 Nothing happens at import time; the app object exists only when built.  Each
 agent is a thin loop around a pure step:
