@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
-from models.base import Features, PickleStateMixin
-from models.rolling import RollingWindow
+from models.base import PickleStateMixin
+from models.rolling import MAX_SCORE, RollingFeatureDetector, RollingWindow
 
 _MAD_TO_SIGMA = 1.4826
-MAX_SCORE = 1e6
+__all__ = ["MAX_SCORE", "RobustZScore", "robust_scale"]
 
 
 def robust_scale(window: RollingWindow, mad: float, rel_floor: float) -> float:
@@ -19,7 +17,7 @@ def robust_scale(window: RollingWindow, mad: float, rel_floor: float) -> float:
     return max(spread, floor)
 
 
-class RobustZScore(PickleStateMixin):
+class RobustZScore(RollingFeatureDetector, PickleStateMixin):
     """Per-feature ``|x - median| / (1.4826 * MAD)`` over the last ``window`` points.
 
     ``score_one`` returns the largest z over the watched features (all features
@@ -47,41 +45,17 @@ class RobustZScore(PickleStateMixin):
         self._mad: dict[str, float] = {}
         self._seen: dict[str, int] = {}
 
-    def _keys(self, x: Features) -> list[str]:
-        if self.features is None:
-            return list(x)
-        return [k for k in self.features if k in x]
-
-    def feature_scores(self, x: Features) -> dict[str, float]:
-        """The z of each watched feature present in ``x`` with enough history."""
-        out: dict[str, float] = {}
-        for key in self._keys(x):
-            win = self._windows.get(key)
-            value = x[key]
-            if win is None or len(win) < self.min_samples or not math.isfinite(value):
-                continue
-            scale = robust_scale(win, self._mad.get(key, 0.0), self.rel_floor)
-            out[key] = min(abs(value - win.median()) / scale, MAX_SCORE)
-        return out
+    def _feature_score(self, key: str, win: RollingWindow, value: float) -> float:
+        scale = robust_scale(win, self._mad.get(key, 0.0), self.rel_floor)
+        return abs(value - win.median()) / scale
 
     def baseline(self, key: str) -> float | None:
         """The median the feature ``key`` is compared with, if there is one yet."""
         win = self._windows.get(key)
         return win.median() if win is not None and len(win) else None
 
-    def score_one(self, x: Features) -> float:
-        return max(self.feature_scores(x).values(), default=0.0)
-
-    def learn_one(self, x: Features) -> None:
-        for key in self._keys(x):
-            value = x[key]
-            if not math.isfinite(value):
-                continue
-            win = self._windows.get(key)
-            if win is None:
-                win = self._windows[key] = RollingWindow(self.window)
-            win.push(value)
-            seen = self._seen.get(key, 0) + 1
-            self._seen[key] = seen
-            if seen % self.refresh == 0 or seen <= self.min_samples:
-                self._mad[key] = win.mad()
+    def _learned(self, key: str, win: RollingWindow) -> None:
+        seen = self._seen.get(key, 0) + 1
+        self._seen[key] = seen
+        if seen % self.refresh == 0 or seen <= self.min_samples:
+            self._mad[key] = win.mad()

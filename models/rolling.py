@@ -81,3 +81,57 @@ class RollingWindow:
 
     def values(self) -> list[float]:
         return list(self._fifo)
+
+
+MAX_SCORE = 1e6  # every univariate score is capped here so it stays finite
+
+
+class RollingFeatureDetector:
+    """One :class:`RollingWindow` per watched feature; subclasses score one value against it.
+
+    Subclasses set ``window``, ``features``, ``min_samples`` and ``_windows`` in
+    ``__init__`` and implement :meth:`_feature_score`; :meth:`_learned` runs after
+    each push.  A feature scores only once its window holds ``min_samples`` values,
+    and non-finite values are neither scored nor learned.
+    """
+
+    window: int
+    features: tuple[str, ...] | None
+    min_samples: int
+    _windows: dict[str, RollingWindow]
+
+    def _keys(self, x: dict[str, float]) -> list[str]:
+        if self.features is None:
+            return list(x)
+        return [k for k in self.features if k in x]
+
+    def _feature_score(self, key: str, win: RollingWindow, value: float) -> float:
+        raise NotImplementedError
+
+    def _learned(self, key: str, win: RollingWindow) -> None:
+        """Hook after ``win`` took a new value of ``key``."""
+
+    def feature_scores(self, x: dict[str, float]) -> dict[str, float]:
+        """The score of each watched feature present in ``x`` with enough history."""
+        out: dict[str, float] = {}
+        for key in self._keys(x):
+            win = self._windows.get(key)
+            value = x[key]
+            if win is None or len(win) < self.min_samples or not math.isfinite(value):
+                continue
+            out[key] = min(self._feature_score(key, win, value), MAX_SCORE)
+        return out
+
+    def score_one(self, x: dict[str, float]) -> float:
+        return max(self.feature_scores(x).values(), default=0.0)
+
+    def learn_one(self, x: dict[str, float]) -> None:
+        for key in self._keys(x):
+            value = x[key]
+            if not math.isfinite(value):
+                continue
+            win = self._windows.get(key)
+            if win is None:
+                win = self._windows[key] = RollingWindow(self.window)
+            win.push(value)
+            self._learned(key, win)
