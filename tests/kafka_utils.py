@@ -170,6 +170,30 @@ def stop(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float 
             proc.wait(10)
 
 
+def wait_worker_done(env: Env, worker: subprocess.Popen[Any], total: int, timeout: float,
+                     log_name: str = "worker") -> None:
+    """Wait until ``worker``'s group committed ``total`` events on both the raw and enriched topics.
+
+    Fails with the committed/end offsets and the worker's log tail on timeout or if it exits.
+    """
+    group = f"seismo-test-{env.run}"
+
+    def progress() -> tuple[tuple[int, int], tuple[int, int]]:
+        return consumed(group, env.topic("events.raw")), consumed(group, env.topic("events.enriched"))
+
+    def finished() -> bool:
+        assert worker.poll() is None, f"the worker exited:\n{env.log_tail(log_name)}"
+        return progress() == ((total, total), (total, total))
+
+    try:
+        wait_for(finished, timeout, f"the worker to consume all {total} events", interval=0.5)
+    except AssertionError as exc:
+        raw, enriched = progress()
+        raise AssertionError(
+            f"{exc}: raw {raw}, enriched {enriched}\n{env.log_tail(log_name)}"
+        ) from None
+
+
 def wait_healthy(url: str, proc: subprocess.Popen[Any], timeout: float = 60) -> None:
     def ok() -> bool:
         assert proc.poll() is None, f"process exited with {proc.returncode}"

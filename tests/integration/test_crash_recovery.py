@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from producers.ingest import ingest_file
 from producers.publisher import KafkaPublisher
 from schemas.codec import codec_for
 from schemas.models import Incident
-from tests.kafka_utils import Env, consumed, read_topic, stop, wait_for
+from tests.kafka_utils import Env, consumed, read_topic, stop, wait_for, wait_worker_done
 
 pytestmark = pytest.mark.kafka
 
@@ -74,19 +73,7 @@ def run_to_end(env: Env, total: int, kill_midway: bool) -> dict[str, dict[str, A
             assert at_kill < total, "the worker finished before it could be killed: grow the backlog"
             worker = env.spawn("worker", log_name="worker-restarted")
 
-        def finished() -> bool:
-            assert worker.poll() is None, env.log_tail("worker")
-            return consumed(group, env.topic("events.enriched")) == (total, total) and consumed(
-                group, env.topic("events.raw")
-            ) == (total, total)
-
-        try:
-            wait_for(finished, 240, "the worker to consume the whole backlog", interval=1.0)
-        except AssertionError as exc:
-            raw = consumed(group, env.topic("events.raw"))
-            enriched = consumed(group, env.topic("events.enriched"))
-            raise AssertionError(f"{exc}: raw {raw}, enriched {enriched}") from None
-        time.sleep(0)  # commits above follow the incident acks; the topic is complete here
+        wait_worker_done(env, worker, total, 240, "worker-restarted" if kill_midway else "worker")
         return materialize(env)
     finally:
         stop(worker)

@@ -14,7 +14,7 @@ from mcp import Client
 
 from schemas.codec import codec_for
 from schemas.models import DeadLetter, Event
-from tests.kafka_utils import Env, consumed, free_port, read_topic, stop, wait_for, wait_healthy
+from tests.kafka_utils import Env, free_port, read_topic, stop, wait_for, wait_healthy, wait_worker_done
 
 pytestmark = pytest.mark.kafka
 
@@ -175,13 +175,7 @@ def test_ingested_events_become_incidents_listed_over_streamable_http(
 
     # re-ingesting the same file creates no incident and no duplicate evidence
     seismo_env.seismo("ingest", str(path))
-    group = f"seismo-test-{seismo_env.run}"
-    wait_for(
-        lambda: consumed(group, seismo_env.topic("events.enriched")) == (2 * len(valid), 2 * len(valid)),
-        60,
-        "the worker to process the re-ingested events",
-        interval=1.0,
-    )
+    wait_worker_done(seismo_env, worker, 2 * len(valid), 60)
     again = anyio.run(list_over_http, url)
     assert evidence_sets(again) == want
     assert sorted(i["id"] for i in again) == sorted(i["id"] for i in incidents)

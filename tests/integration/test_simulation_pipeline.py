@@ -15,7 +15,7 @@ import pytest
 
 from schemas.codec import codec_for
 from schemas.models import Incident
-from tests.kafka_utils import Env, consumed, read_topic, stop, wait_for
+from tests.kafka_utils import Env, read_topic, stop, wait_worker_done
 
 pytestmark = pytest.mark.kafka
 
@@ -52,24 +52,9 @@ def test_every_fault_the_simulator_injects_opens_an_incident_on_its_services(
     result = seismo_env.seismo("ingest", str(out))
     assert f"{total} published, 0 rejected" in result.stdout, result.stdout
 
-    group = f"seismo-test-{seismo_env.run}"
     worker = seismo_env.spawn("worker", log_name="worker")
     try:
-
-        def finished() -> bool:
-            assert worker.poll() is None, f"the worker exited:\n{seismo_env.log_tail('worker')}"
-            return consumed(group, seismo_env.topic("events.raw")) == (total, total) and consumed(
-                group, seismo_env.topic("events.enriched")
-            ) == (total, total)
-
-        try:
-            wait_for(finished, 50, "the worker to consume the simulation to its end", interval=0.5)
-        except AssertionError as exc:
-            raw = consumed(group, seismo_env.topic("events.raw"))
-            enriched = consumed(group, seismo_env.topic("events.enriched"))
-            raise AssertionError(
-                f"{exc}: raw {raw}, enriched {enriched} of {total}\n{seismo_env.log_tail('worker')}"
-            ) from None
+        wait_worker_done(seismo_env, worker, total, 50)
     finally:
         stop(worker)
 
