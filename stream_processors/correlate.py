@@ -62,6 +62,14 @@ class ServiceState:
     current: dict[str, Any] | None = None  # the open incident, as Incident JSON
     remembered: list[list[Any]] = field(default_factory=list)  # [event_id, ts_us], oldest first
     floor_us: int = 0  # anomalies older than this can no longer be deduplicated
+    # Derived from ``remembered`` (not serialized): built once per state, kept through
+    # ``replace`` while ``remembered`` is unchanged, so most events cost no O(n) scan.
+    id_index: frozenset[str] | None = field(default=None, compare=False, repr=False)
+
+    def seen(self, event_id: str) -> bool:
+        if self.id_index is None:
+            self.id_index = frozenset(str(i) for i, _ in self.remembered)
+        return event_id in self.id_index
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -152,7 +160,7 @@ def _remember(state: ServiceState, event: Event, cfg: CorrelateConfig) -> Servic
         dropped = remembered[: len(remembered) - cfg.max_remembered_ids]
         remembered = remembered[len(dropped):]
         floor = max(floor, *(int(ts) for _, ts in dropped))
-    return replace(state, remembered=remembered, floor_us=floor)
+    return replace(state, remembered=remembered, floor_us=floor, id_index=None)
 
 
 def apply(
@@ -163,8 +171,7 @@ def apply(
     Raises :class:`InvalidEvent` for an anomalous event too old to deduplicate.
     """
     ts = _us(event.timestamp)
-    seen = {str(i) for i, _ in state.remembered}
-    if event.id in seen:
+    if state.seen(event.id):
         return state, []
     out: list[Incident] = []
     state = replace(state, watermark_us=max(state.watermark_us, ts))
