@@ -43,7 +43,8 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
 
 def run_demo(base: Settings, console: Console, port: int | None, exit_after: float | None) -> None:
     """Blocks until Ctrl-C (or ``exit_after`` seconds); stops everything it started."""
-    from mcp_gateway.materializer import read_incidents
+    from mcp_gateway.materializer import IncidentMaterializer
+    from mcp_gateway.store import IncidentStore
     from producers.publisher import KafkaPublisher
     from producers.scenario import demo_events
     from schemas.codec import codec_for
@@ -94,17 +95,23 @@ def run_demo(base: Settings, console: Console, port: int | None, exit_after: flo
             publisher.publish(raw, ev.service.encode(), codec.encode(ev.to_avro()))
         publisher.flush()
         console.print(f"fed {len(events)} events from kubernetes, sentry, cloudwatch, grafana")
-        incidents_topic = Topics.from_settings(settings).incidents
-        with console.status("waiting for the worker to correlate…"):
-            deadline = time.monotonic() + 120
-            found = []
-            while time.monotonic() < deadline:
-                if procs[0].poll() is not None:
-                    raise DemoError(f"the worker exited; see {logs / 'worker.log'}")
-                found = read_incidents(settings.bootstrap, incidents_topic).query(limit=100).incidents
-                if len({s for i in found for s in i.services}) >= 2:
-                    break
-                time.sleep(2)
+        # One materializer follows the incidents topic while we wait (the gateway runs its own).
+        store = IncidentStore()
+        follower = IncidentMaterializer(settings.bootstrap, Topics.from_settings(settings).incidents, store)
+        follower.start()
+        try:
+            with console.status("waiting for the worker to correlate…"):
+                deadline = time.monotonic() + 120
+                found = []
+                while time.monotonic() < deadline:
+                    if procs[0].poll() is not None:
+                        raise DemoError(f"the worker exited; see {logs / 'worker.log'}")
+                    found = store.query(limit=100).incidents
+                    if len({s for i in found for s in i.services}) >= 2:
+                        break
+                    time.sleep(1)
+        finally:
+            follower.stop()
         incidents_table(found, console)
         console.print(f"\nMCP endpoint (streamable HTTP): [bold]http://127.0.0.1:{port}/mcp[/bold]")
         console.print(f"logs: {logs}    topics: {settings.topic_prefix}seismo.*")
