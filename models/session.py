@@ -54,8 +54,9 @@ class SessionInvariants(PickleStateMixin):
         present = self._present(x)
         for key in present:
             if key not in self._df:
+                self._add_candidates(key)  # against the counts of earlier sessions only
                 self._df[key] = 0
-                self._add_candidates(key)
+        for key in present:
             self._df[key] += 1
         self._n += 1
         for cand in self._holds:
