@@ -1,4 +1,4 @@
-"""``seismo gateway``: materialize ``seismo.incidents`` and serve it over MCP."""
+"""``seismo gateway``: materialize ``seismo.incidents`` and recent enriched events, serve them over MCP."""
 
 from __future__ import annotations
 
@@ -10,14 +10,27 @@ import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
 
 from mcp_gateway.materializer import IncidentMaterializer
+from mcp_gateway.recent import DISABLED, RecentEvents, RecentEventsMaterializer, recent_events
 from mcp_gateway.server import GatewayContext, build_server
 from mcp_gateway.store import IncidentStore
 from seismo.settings import Settings
 from seismo.topics import Topics
+from stream_processors.embed import EmbedError
 
 log = logging.getLogger(__name__)
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _search(settings: Settings) -> tuple[RecentEvents | None, str]:
+    """The recent-events window, or None and the reason search_events gives for being unavailable."""
+    if settings.embedder == "off":
+        return None, DISABLED
+    try:
+        return recent_events(settings), DISABLED
+    except EmbedError as exc:
+        log.error("semantic search is unavailable: %s", exc)
+        return None, f"semantic search is unavailable on this gateway: {exc}"
 
 
 def run_gateway(
@@ -27,12 +40,16 @@ def run_gateway(
     port: int,
 ) -> None:
     """Serve until interrupted.  Blocks.  The MCP endpoint is ``http://HOST:PORT/mcp``."""
+    topics = Topics.from_settings(settings)
     store = IncidentStore()
-    materializer = IncidentMaterializer(
-        settings.bootstrap, Topics.from_settings(settings).incidents, store
-    )
+    materializer = IncidentMaterializer(settings.bootstrap, topics.incidents, store)
     materializer.start()
-    server = build_server(GatewayContext(store))
+    recent, disabled = _search(settings)
+    feed = None
+    if recent is not None:
+        feed = RecentEventsMaterializer(settings.bootstrap, topics.enriched, recent)
+        feed.start()
+    server = build_server(GatewayContext(store, recent, disabled))
     try:
         if transport == "stdio":
             anyio.run(server.run_stdio_async)
@@ -47,3 +64,7 @@ def run_gateway(
         uvicorn.Server(config).run()
     finally:
         materializer.stop()
+        if feed is not None:
+            feed.stop()
+        if recent is not None:
+            recent.cache.close()

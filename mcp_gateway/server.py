@@ -1,15 +1,16 @@
-"""The MCP server: incident tools with structured output over stdio or streamable HTTP.
+"""The MCP server: incident and event-search tools with structured output over stdio or
+streamable HTTP.
 
 Tools are small typed functions; their docstrings are the descriptions an MCP
-client shows the model.  The incident table arrives through
-:class:`GatewayContext` so tests can hand in a pre-filled store.
+client shows the model.  The incident table and the recent-events window arrive
+through :class:`GatewayContext` so tests can hand in pre-filled ones.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -17,13 +18,15 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from mcp_gateway.recent import DISABLED, RecentEvents, SearchResults
 from mcp_gateway.store import IncidentStore, InvalidCursor
-from schemas.models import Incident, IncidentStatus, utc
+from schemas.models import Incident, IncidentStatus, Source, utc
 
 INSTRUCTIONS = (
     "Seismo correlates logs, metrics, errors and alerts from Kubernetes, Sentry, CloudWatch and "
     "Grafana into incidents. Start with list_incidents(status='open') to see what is broken, "
-    "then get_incident(id) for the evidence and the ranked root-cause candidates."
+    "then get_incident(id) for the evidence and the ranked root-cause candidates. "
+    "search_events(query) finds recent events of every source by meaning, grouped by message pattern."
 )
 
 
@@ -40,6 +43,10 @@ class IncidentPage(BaseModel):
 @dataclass
 class GatewayContext:
     store: IncidentStore
+    recent: RecentEvents | None = None
+    """The searchable window of recent events; None when semantic search is off."""
+    search_disabled: str = DISABLED
+    """Why search is unavailable when ``recent`` is None (the tool's error message)."""
 
 
 def build_server(ctx: GatewayContext) -> MCPServer:
@@ -80,12 +87,46 @@ def build_server(ctx: GatewayContext) -> MCPServer:
             raise ToolError(f"no incident with id {id!r}; list_incidents shows the known ids")
         return incident
 
+    @server.tool(structured_output=True)
+    def search_events(
+        query: Annotated[str, Field(max_length=1000)],
+        service: str | None = None,
+        source: Source | None = None,
+        since: datetime | None = None,
+        limit: int = Field(default=20, ge=1, le=100),
+    ) -> SearchResults:
+        """Search recent events of every source (logs, errors, alerts, Kubernetes events…) by
+        meaning: `query` is plain language or a log fragment, e.g. "database connection refused".
+
+        Events are grouped by template (the message with ids, numbers and other variable parts
+        replaced by <PLACEHOLDERS>), since one problem usually repeats one message many times.
+        Each hit is one template, best `score` (cosine similarity, 1 = same meaning) first, with
+        `count` (its matching events), `first_seen`/`last_seen` (event time), its `services` and
+        `sources`, the newest matching event in full (`latest`; secrets already redacted) and the
+        ids of the newest few (`event_ids`, the ids incident evidence uses). Low scores mean
+        nothing similar happened recently. Filters: `service`, `source`, `since` (RFC 3339, event
+        time at or after). Only recent events are searched (see `window_start`); `catching_up`
+        true means the gateway is still reading them and results may be incomplete.
+        """
+        if ctx.recent is None:
+            raise ToolError(ctx.search_disabled)
+        try:
+            return ctx.recent.search(
+                query,
+                service=service,
+                source=source.value if source else None,
+                since=utc(since) if since else None,
+                limit=limit,
+            )
+        except ValueError as exc:  # EmptyQuery, a naive `since`
+            raise ToolError(str(exc)) from exc
+
     @server.custom_route("/healthz", methods=["GET"])  # type: ignore[untyped-decorator]
     async def healthz(request: Request) -> Response:
         ready = ctx.store.caught_up.is_set()
         return JSONResponse(
             {"status": "ok" if ready else "starting", "incidents": len(ctx.store),
-             "caught_up": ready},
+             "caught_up": ready, "search": ctx.recent.stats() if ctx.recent is not None else None},
             status_code=200 if ready else 503,
         )
 

@@ -62,6 +62,15 @@ class Settings(BaseSettings):
         description="Template embeddings for novelty: all-MiniLM-L6-v2 (numpy), a hashing stand-in, or off.",
     )
     embed_lru_size: int = Field(default=10_000, ge=1, description="Template vectors kept in process.")
+    search_lookback_s: float = Field(
+        default=6 * 3600.0, gt=0,
+        description="How far back (arrival time on seismo.events.enriched) the gateway's search_events "
+        "reaches; a restarted gateway re-reads this much of the topic.",
+    )
+    search_max_events: int = Field(
+        default=100_000, ge=1,
+        description="Most recent enriched events the gateway keeps searchable; the oldest go first.",
+    )
     worker_web_port: int | None = Field(
         default=None, description="Port of the worker's Faust web server; unset disables it."
     )
@@ -92,7 +101,12 @@ class Settings(BaseSettings):
         description="Novelty from which a service's first use of a template is anomalous.",
     )
     score_batch_size: int = Field(
-        default=500, ge=1, description="Enriched events the scorer folds before it publishes and saves."
+        default=1000, ge=1, description="Enriched events the scorer takes from the broker per fetch."
+    )
+    score_checkpoint_s: float = Field(
+        default=1.0, gt=0,
+        description="Seconds between the scorer's checkpoints (anomalies acknowledged, states saved, "
+        "offsets committed); a crash replays at most this much.",
     )
     score_probation_windows: int = Field(
         default=5, ge=1, description="Closed windows of baseline before a service's windows are judged."

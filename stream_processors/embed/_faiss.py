@@ -69,3 +69,17 @@ def read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path} does not hold a JSON object")
     return data
+
+
+def id_map_ip(dim: int) -> Any:
+    """A new ``IndexIDMap2`` over an ``IndexFlatIP``: rows addressed by our own int64 ids,
+    removable with ``remove_ids`` and readable with ``reconstruct(id)``."""
+    faiss = _faiss()
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+
+def id_array(ids: list[int]) -> Any:
+    """``ids`` as the int64 array faiss wants for ``add_with_ids``/``remove_ids``."""
+    import numpy as np
+
+    return np.asarray(ids, dtype=np.int64)

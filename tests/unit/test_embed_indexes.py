@@ -154,3 +154,49 @@ def test_search_index_is_rebuilt_from_cached_template_vectors() -> None:
     index = EventSearchIndex.rebuild_from(cache, events, capacity=10)
     assert cache.texts_embedded == 2
     assert {e for e, _ in index.search("disk full", k=2)} == {"e1", "e3"}
+
+
+def test_events_of_one_key_share_one_row_and_come_back_grouped() -> None:
+    index = search_index()
+    texts = {"T1": "disk full on volume", "T2": "user logged in"}
+    for i, key in enumerate(["T1", "T2", "T1", "T1"]):
+        index.add(f"e{i}", vec(texts[key]), key=key)
+    assert (len(index), index.rows) == (4, 2)
+    assert index.events_of("T1") == ("e0", "e2", "e3")
+    assert [k for k, _ in index.search_keys(vec("disk full"), k=5)] == ["T1", "T2"]
+    assert [e for e, _ in index.search_vector(vec("disk full"), k=3)] == ["e3", "e2", "e0"]
+
+
+def test_a_key_leaves_the_results_with_its_last_event_and_its_row_is_removed_in_batches() -> None:
+    gone: list[tuple[str, str]] = []
+    index = EventSearchIndex(HashEmbedder(dim=32), capacity=3, slack=1,
+                             on_evict=lambda e, k: gone.append((e, k)))
+    index.add_many(["a1", "b1", "a2"], EMB.embed(["alpha", "beta", "alpha"]), ["A", "B", "A"])
+    assert index.evict_oldest(1) == ["a1"] and gone == [("a1", "A")]
+    assert index.keys() == ("A", "B")  # A still has a2
+    index.add_many(["c1", "d1"], EMB.embed(["gamma", "delta"]), ["C", "D"])  # capacity: evicts b1
+    assert gone[-1] == ("b1", "B") and index.keys() == ("A", "C", "D")
+    assert {k for k, _ in index.search_keys(vec("beta"), k=10)} == {"A", "C", "D"}
+    assert (index.rows, index.rebuilds) == (4, 0)  # B's row is hidden; one dead row is within the slack
+    index.add("e1", vec("epsilon"), key="E")  # evicts a2: A is dead too, two dead rows > slack
+    assert gone[-1] == ("a2", "A") and index.event_ids() == ("c1", "d1", "e1")
+    assert (index.rows, index.rebuilds) == (3, 1)
+    assert {k for k, _ in index.search_keys(vec("alpha"), k=10)} == {"C", "D", "E"}
+
+
+def test_a_key_that_comes_back_reuses_its_row() -> None:
+    index = EventSearchIndex(HashEmbedder(dim=32), capacity=1, slack=10)
+    index.add("e1", vec("alpha"), key="A")
+    index.add("e2", vec("beta"), key="B")
+    index.add("e3", vec("alpha"), key="A")
+    assert index.rows == 2 and index.keys() == ("A",)
+    assert [k for k, _ in index.search_keys(vec("beta"), k=5)] == ["A"]
+
+
+def test_keys_survive_save_and_load(tmp_path: Path) -> None:
+    index = search_index()
+    index.add_many(["e1", "e2", "e3"], EMB.embed(["alpha", "beta", "alpha"]), ["A", "B", "A"])
+    index.save(tmp_path)
+    loaded = EventSearchIndex.load(tmp_path, HashEmbedder(dim=32))
+    assert loaded.events_of("A") == ("e1", "e3") and loaded.rows == 2
+    assert loaded.search_keys(vec("beta"), k=2) == index.search_keys(vec("beta"), k=2)
