@@ -1,17 +1,17 @@
 """Benchmark the anomaly scorer: in process, through the worker on the real Kafka, and restore.
 
 Synthetic enriched events over ``--entities`` services (each: one metric series
-``latency_ms`` and three log templates; a quarter of the events are metric points),
-event time advancing 10 ms per event.  Printed:
+``latency_ms`` and three log templates; ``--metric-share`` of the events are metric
+points, 0.25 by default), event time advancing 10 ms per event.  Printed:
 
-* **in process**: events/s of ``Scorer.apply`` alone, and of Avro decode + ``Event``
-  validation + apply (what the agent does per event), CPU time of this thread;
+* **in process**: events/s of ``Scorer.apply`` alone, and of Avro decode +
+  ``Observation`` + apply (what the score runtime does per event), CPU time of this
+  thread;
 * **worker**: the events are published to ``seismo.events.enriched`` of a fresh topic
-  prefix and app id, then ``seismo worker`` is started; events/s is N / (time from
-  the worker's start until its consumer group has committed all N).  Worker start-up
-  is included and printed separately (time to the first commit).  The correlate agent
-  consumes the same topic in the same consumer group, so this is the worker's rate
-  with both agents, not the scorer's alone;
+  prefix and app id, then ``seismo worker --role score`` (the score runtime alone)
+  is started; events/s is N / (time from the worker's start until its consumer
+  group ``{app_id}-score`` has committed all N).  Start-up is included and printed
+  separately (time to the first commit), and the rate after the first commit too;
 * **restore**: the worker is stopped with its states in Redis (one per entity), one
   more event per entity is published and a fresh worker started: time until all are
   committed (start-up + loading every state + processing); and, in process, the time to
@@ -22,7 +22,8 @@ Needs the broker and Redis of ``seismo kafka start`` / ``seismo redis start`` (o
 ``SEISMO_KAFKA_BOOTSTRAP`` / ``SEISMO_REDIS_URL`` they point at).  Creates its own
 topics and Redis hash and deletes them at the end.
 
-Usage: python bench/score_throughput.py [--events 100000] [--entities 10000] [--skip-kafka]
+Usage: python bench/score_throughput.py [--events 100000] [--entities 10000] [--metric-share 0.25]
+       [--skip-kafka]
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from schemas.codec import codec_for
 from schemas.models import Event
 from seismo.settings import Settings
 from seismo.topics import Topics, ensure_topics
+from stream_processors.observation import Observation
 from stream_processors.score import Scorer
 from stream_processors.state import RedisStateStore
 
@@ -56,13 +58,15 @@ T0 = datetime(2024, 6, 3, tzinfo=UTC)
 TEMPLATES = ("GET /api/<*> 200 in <NUM>ms", "cache miss for key <HEX>", "worker <NUM> heartbeat")
 
 
-def synthetic(n: int, entities: int, seed: int = 7, offset: int = 0) -> list[Event]:
+def synthetic(
+    n: int, entities: int, seed: int = 7, offset: int = 0, metric_share: float = 0.25
+) -> list[Event]:
     rng = random.Random(seed)
     out = []
     for i in range(offset, offset + n):
         svc = f"svc-{rng.randrange(entities)}" if offset == 0 else f"svc-{i - offset}"
         ts = T0 + timedelta(milliseconds=10 * i)
-        if rng.random() < 0.25:
+        if rng.random() < metric_share:
             out.append(Event(
                 id=f"b-{i}", source="cloudwatch", kind="metric", timestamp=ts, service=svc, severity="info",
                 message="latency", metric={"name": "latency_ms", "value": 100 + rng.gauss(0, 5)},
@@ -79,13 +83,14 @@ def synthetic(n: int, entities: int, seed: int = 7, offset: int = 0) -> list[Eve
 def in_process(events: list[Event]) -> None:
     codec = codec_for("event")
     encoded = [codec.encode(e.to_avro()) for e in events]
+    observations = [Observation.from_event(e) for e in events]
     for label, decode in (("apply only", False), ("decode + apply", True)):
         scorer = Scorer()
         states: dict[str, object] = {}
         found = 0
         start = time.thread_time()
-        for e, raw in zip(events, encoded, strict=True):
-            ev = Event.from_avro(codec.decode(raw)) if decode else e
+        for e, raw in zip(observations, encoded, strict=True):
+            ev = Observation.from_record(codec.decode_plain(raw)) if decode else e
             state = states.get(ev.service) or scorer.new_state(ev.service)
             state, out = scorer.apply(state, ev)  # type: ignore[arg-type]
             states[ev.service] = state
@@ -96,7 +101,7 @@ def in_process(events: list[Event]) -> None:
 
 
 def committed(settings: Settings, topic: str) -> int:
-    c = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": settings.app_id,
+    c = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"{settings.app_id}-score",
                   "enable.auto.commit": False})
     try:
         parts = c.list_topics(topic, timeout=10).topics[topic].partitions
@@ -121,8 +126,8 @@ def run_until(
     base = committed(settings, topic)
     start = time.monotonic()
     with open(log, "ab") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "seismo", "worker"], env=env, stdout=fh,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen([sys.executable, "-m", "seismo", "worker", "--role", "score"], env=env,
+                                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     first = 0.0
     try:
         deadline = start + 600
@@ -199,10 +204,13 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=100_000, help="synthetic enriched events (100000)")
     parser.add_argument("--entities", type=int, default=10_000, help="services they spread over (10000)")
+    parser.add_argument("--metric-share", type=float, default=0.25,
+                        help="share of metric points among the events (0.25); the rest are log lines")
     parser.add_argument("--skip-kafka", action="store_true", help="only the in-process figures")
     args = parser.parse_args()
-    events = synthetic(args.events, args.entities)
-    print(f"{args.events} events over {args.entities} services; targets: >= 20,000 events/s on one worker, "
+    events = synthetic(args.events, args.entities, metric_share=args.metric_share)
+    print(f"{args.events} events over {args.entities} services, {args.metric_share:.0%} metric points; "
+          "targets: >= 20,000 events/s on one worker, "
           "restore < 10 s with 10k entities")
     in_process(events)
     if not args.skip_kafka:

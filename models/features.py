@@ -35,6 +35,14 @@ class _Ewma:
         self.count = 0
         self.mean = 0.0
 
+    # Explicit state: pickling a slotted object otherwise looks its slots up every time,
+    # and a featurizer holds up to 192 of these.
+    def __getstate__(self) -> tuple[float, int, float]:
+        return (self.alpha, self.count, self.mean)
+
+    def __setstate__(self, state: tuple[float, int, float]) -> None:
+        self.alpha, self.count, self.mean = state
+
     def update(self, value: float) -> None:
         self.count += 1
         rate = max(self.alpha, 1.0 / self.count)

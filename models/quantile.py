@@ -6,7 +6,7 @@ import math
 from collections import deque
 
 from models.base import PickleStateMixin
-from models.rolling import RollingWindow
+from models.rolling import RollingMoments, RollingWindow
 
 
 class QuantileFilter(PickleStateMixin):
@@ -71,7 +71,7 @@ class Calibrator(PickleStateMixin):
         self.min_std = min_std
         self.half = half
         self._recent: deque[float] = deque(maxlen=short_window)
-        self._averages = RollingWindow(long_window)
+        self._averages = RollingMoments(long_window)  # only its mean and deviation are read
 
     def _average_with(self, raw: float) -> float:
         recent = list(self._recent)

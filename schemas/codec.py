@@ -94,6 +94,7 @@ class AvroCodec:
         self.schema: Any = fastavro.parse_schema(dict(schema))
         self.fingerprint = self.store.register(self.schema)
         self._header = MAGIC + self.fingerprint
+        self._plain: dict[bytes, Any] = {}
 
     @property
     def name(self) -> str:
@@ -109,17 +110,29 @@ class AvroCodec:
         return buf.getvalue()
 
     def decode(self, data: bytes) -> dict[str, Any]:
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise CorruptMessageError(f"expected bytes, got {type(data).__name__}")
-        data = bytes(data)
-        if len(data) < HEADER_LEN or data[:2] != MAGIC:
-            raise CorruptMessageError(
-                "not Avro single-object encoding (missing C3 01 magic or short header)"
-            )
+        data = _checked(data)
         writer = self.store.lookup(data[2:HEADER_LEN])
+        return self._read(data, writer, self.schema)
+
+    def decode_plain(self, data: bytes) -> dict[str, Any]:
+        """Decode with the writer's own schema, logical types left as their Avro types.
+
+        A ``timestamp-micros`` stays an ``int``, and no resolution against this
+        codec's schema happens: a record of an older writer version simply lacks
+        the newer fields.  About a third cheaper than :meth:`decode`, for hot paths
+        that read a few fields (the score runtime).  Raises like :meth:`decode`.
+        """
+        data = _checked(data)
+        fp = data[2:HEADER_LEN]
+        plain = self._plain.get(fp)
+        if plain is None:
+            plain = self._plain[fp] = fastavro.parse_schema(_without_logical_types(self.store.lookup(fp)))
+        return self._read(data, plain, None)
+
+    def _read(self, data: bytes, writer: Any, reader: Any) -> dict[str, Any]:
         body = io.BytesIO(data[HEADER_LEN:])
         try:
-            record = fastavro.schemaless_reader(body, writer, self.schema)
+            record = fastavro.schemaless_reader(body, writer, reader)
         except (EOFError, ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError,
                 struct.error, OverflowError) as exc:
             raise CorruptMessageError(f"corrupt {self.name} body: {exc!r}") from exc
@@ -128,6 +141,27 @@ class AvroCodec:
         if not isinstance(record, dict):
             raise CorruptMessageError(f"{self.name} body did not decode to a record")
         return record
+
+
+def _checked(data: Any) -> bytes:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise CorruptMessageError(f"expected bytes, got {type(data).__name__}")
+    raw = bytes(data)
+    if len(raw) < HEADER_LEN or raw[:2] != MAGIC:
+        raise CorruptMessageError("not Avro single-object encoding (missing C3 01 magic or short header)")
+    return raw
+
+
+def _without_logical_types(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        # also drops fastavro's "__fastavro_parsed" markers, so the result is parsed anew
+        return {
+            k: _without_logical_types(v) for k, v in schema.items()
+            if k != "logicalType" and not k.startswith("__")
+        }
+    if isinstance(schema, list):
+        return [_without_logical_types(v) for v in schema]
+    return schema
 
 
 @cache

@@ -108,11 +108,23 @@ def redis_status() -> None:
 
 
 @app.command()
-def worker() -> None:
-    """Run the stream processors (normalize → correlate) until Ctrl-C."""
-    from stream_processors.app import run_worker
+def worker(
+    role: Annotated[
+        str,
+        typer.Option(
+            help="all: Faust agents (normalize, correlate) plus the score runtime in a child "
+            "process; stream: the Faust agents only; score: the score runtime only."
+        ),
+    ] = "all",
+) -> None:
+    """Run the stream processors (normalize → correlate, and score) until Ctrl-C."""
+    from stream_processors.worker import ROLES, run_worker
 
-    run_worker(Settings())
+    for choice in ROLES:
+        if role == choice:
+            run_worker(Settings(), choice)
+            return
+    raise _fail(f"unknown role {role!r}: use one of {', '.join(ROLES)}", 2)
 
 
 @app.command()

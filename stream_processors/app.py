@@ -1,4 +1,4 @@
-"""``create_app(settings)``: the Faust app with the normalize, correlate and score agents.
+"""``create_app(settings)``: the Faust app with the normalize and correlate agents; ``run_worker``.
 
 Nothing happens at import time; the app object exists only when built.  Each
 agent is a thin loop around a pure step:
@@ -12,11 +12,10 @@ agent is a thin loop around a pure step:
   service's state (a :class:`~stream_processors.state.StateStore`, Redis in
   production) with :func:`stream_processors.correlate.apply`, and publishes
   changed incidents to the compacted ``seismo.incidents`` topic keyed by id;
-* **score** reads ``seismo.events.enriched`` too (its own agent, so it sees every
-  event), folds batches of events into per-service scorer states with
-  :class:`stream_processors.score.Scorer` and publishes anomalies to
-  ``seismo.anomalies`` (key = service).  Same order as correlate, per batch:
-  anomalies acknowledged → touched states saved → the batch's events acked.
+* **score** reads ``seismo.events.enriched`` too, in its own consumer group and
+  process: :mod:`stream_processors.score_runtime` (confluent-kafka batches; a
+  Faust agent could not reach its throughput target).  ``run_worker`` starts it
+  beside the Faust app unless told to run one role only.
 
 Delivery: an incident update is acknowledged by the broker *before* the state
 that produced it is saved, and the state is saved before the input event is
@@ -31,7 +30,6 @@ reason, and the agent goes on with the next one.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -50,7 +48,6 @@ from stream_processors.exceptions import InvalidEvent
 from stream_processors.mask_config import load_masker
 from stream_processors.normalize import NormalizeStep
 from stream_processors.normalizer import Normalizer
-from stream_processors.score import ScoreConfig, Scorer, ServiceScore
 from stream_processors.state import MemoryStateStore, RedisStateStore, StateStore
 
 log = logging.getLogger(__name__)
@@ -110,26 +107,14 @@ def create_app(settings: Settings, store: StateStore | None = None) -> faust.App
     enriched = app.topic(topics.enriched, **raw_kw)
     incidents = app.topic(topics.incidents, **raw_kw)
     dlq = app.topic(topics.dlq, **raw_kw)
-    anomalies = app.topic(topics.anomalies, **raw_kw)
     state = store if store is not None else state_store(settings)
     cfg = CorrelateConfig(
         window_s=settings.correlate_window_s,
         quiet_s=settings.resolve_quiet_s,
         max_evidence=settings.max_evidence,
     )
-    event_codec, incident_codec, dlq_codec, anomaly_codec = (
-        codec_for("event"),
-        codec_for("incident"),
-        codec_for("dead_letter"),
-        codec_for("anomaly"),
-    )
-    scorer = Scorer(ScoreConfig(
-        window_s=settings.score_window_s,
-        z_threshold=settings.score_z_threshold,
-        novelty_threshold=settings.score_novelty_threshold,
-        probation_windows=settings.score_probation_windows,
-    ))
-    scores: dict[str, ServiceScore] = {}  # decoded scorer states of the services seen since assignment
+    event_codec, incident_codec = codec_for("event"), codec_for("incident")
+    dlq_codec = codec_for("dead_letter")
 
     async def dead_letter(message: Any, component: str, error: InvalidEvent) -> None:
         letter = DeadLetter(
@@ -160,7 +145,6 @@ def create_app(settings: Settings, store: StateStore | None = None) -> faust.App
     async def forget_templates(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # Revoked services may be advanced by another worker: re-load them when next seen.
         step.forget_all()
-        scores.clear()
         correlating.clear()
         if novelty is not None:
             novelty.forget_all()
@@ -227,55 +211,13 @@ def create_app(settings: Settings, store: StateStore | None = None) -> faust.App
             if after != before:
                 await state.save(f"correlate:{after.service}", after.to_json())
 
-    async def score_one(value: Any) -> tuple[ServiceScore, int, list[Any]]:
-        ev = _decode_event(value)
-        current = scores.get(ev.service)
-        if current is None:
-            saved = await state.load(f"score:{ev.service}")
-            current = scorer.load(saved) if saved else scorer.new_state(ev.service)
-            scores[ev.service] = current
-        version = current.version
-        after, out = scorer.apply(current, ev)
-        return after, version, out
-
-    async def score_agent(stream: Any) -> None:
-        # Batches: publishing and saving once per batch is what makes ~20k events/s possible.
-        # take_events acks a batch's events only when the loop asks for the next batch.
-        async for batch in stream.take_events(settings.score_batch_size, within=0.2):
-            touched: dict[str, ServiceScore] = {}
-            futures = []
-            for event in batch:
-                message = event.message
-
-                async def work(value: Any = message.value) -> tuple[ServiceScore, int, list[Any]]:
-                    return await score_one(value)
-
-                result = await guarded(message, "score", work)
-                if result is None:
-                    continue
-                after, version, out = result
-                if after.version != version:
-                    touched[after.service] = after
-                for anomaly in out:
-                    futures.append(await anomalies.send(
-                        key=anomaly.service.encode(),
-                        value=anomaly_codec.encode(anomaly.to_avro()),
-                        force=True,
-                    ))
-            await asyncio.gather(*futures)  # acknowledged before the states that produced them are saved
-            await asyncio.gather(*(state.save(f"score:{k}", v.to_json()) for k, v in touched.items()))
-
     app.agent(raw, name="normalize")(normalize_agent)
     app.agent(enriched, name="correlate")(correlate_agent)
-    app.agent(enriched, name="score")(score_agent)
     return app
 
 
-def run_worker(settings: Settings) -> None:
-    """Create topics, build the app and run it until SIGINT/SIGTERM.  Blocks."""
-    from seismo.topics import ensure_topics
-
-    ensure_topics(settings)
+def run_faust_worker(settings: Settings) -> None:
+    """Build the app and run it until SIGINT/SIGTERM (topics must exist).  Blocks."""
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()

@@ -35,10 +35,10 @@ from typing import Any
 
 from models.features_events import Baseline, Ref, Window, calendar, window_start
 from models.series import MetricDetector, ScoredPoint
-from schemas.models import Anomaly, Event, EventKind, Severity
+from schemas.models import Anomaly, Event, Severity
+from stream_processors.observation import Observation
 
 _US = 1_000_000
-_ERROR_KINDS = (EventKind.ERROR, EventKind.ALERT)
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,6 @@ class ScoreConfig:
     baseline_windows: int = 30
     max_remembered_ids: int = 10_000
     seed: int = 0
-
-
-def _us(ts: datetime) -> int:
-    return int(ts.timestamp() * _US)
 
 
 def _dt(us: int) -> datetime:
@@ -121,7 +117,7 @@ class ServiceScore:
             "templates": {k: b.values for k, b in self.templates.items()},
             "error_rates": self.error_rates.values,
             "metrics": {k: [self.metric_last_us[k], self._blobs[k]] for k in self.metric_last_us},
-            "remembered": [[k, v] for k, v in self.remembered.items()],
+            "remembered": self.remembered,  # a JSON object keeps its order
             "version": self.version,
         }
 
@@ -136,10 +132,16 @@ class ServiceScore:
             templates={k: Baseline(size, [float(x) for x in v]) for k, v in data["templates"].items()},
             error_rates=Baseline(size, [float(x) for x in data["error_rates"]]),
             metric_last_us={k: int(v[0]) for k, v in data["metrics"].items()},
-            remembered={str(k): int(v) for k, v in data["remembered"]},
+            remembered=_remembered(data["remembered"]),
             version=int(data["version"]),
             _blobs={k: str(v[1]) for k, v in data["metrics"].items()},
         )
+
+
+def _remembered(data: dict[str, int] | list[list[Any]]) -> dict[str, int]:
+    if isinstance(data, dict):
+        return data
+    return {str(k): int(v) for k, v in data}  # states saved before 2026-11 held [id, ts] pairs
 
 
 class Scorer:
@@ -156,11 +158,12 @@ class Scorer:
     def load(self, data: dict[str, Any]) -> ServiceScore:
         return ServiceScore.from_json(data, self.cfg)
 
-    def apply(self, state: ServiceScore, event: Event) -> tuple[ServiceScore, list[Anomaly]]:
+    def apply(self, state: ServiceScore, event: Event | Observation) -> tuple[ServiceScore, list[Anomaly]]:
         """Fold ``event`` into ``state`` (updated in place and returned); return its anomalies."""
         if event.id in state.remembered:
             return state, []
-        ts = _us(event.timestamp)
+        obs = event if isinstance(event, Observation) else Observation.from_event(event)
+        ts = obs.ts_us
         if ts < state.floor_us:
             state.late += 1  # process-local diagnostic: not saved, not a change
             return state, []
@@ -168,19 +171,18 @@ class Scorer:
         state.remembered[event.id] = ts
         state.watermark_us = max(state.watermark_us, ts)
         out: list[Anomaly] = []
-        is_metric = event.kind is EventKind.METRIC
-        tid = None if is_metric else event.template_id
+        is_metric = obs.is_metric
+        tid = None if is_metric else obs.template_id
         if tid is not None and tid not in state.templates:
-            out += self._novel(state, event, tid)
+            out += self._novel(state, obs, tid)
             state.templates[tid] = Baseline(self.cfg.baseline_windows)
         start = window_start(ts, self._window_us)
         window = state.windows.get(start)
         if window is None:
             window = state.windows[start] = Window(start)
-        is_error = event.severity.rank >= Severity.ERROR.rank or event.kind in _ERROR_KINDS
-        window.add(tid, is_error, lambda: _ref(event))
-        if is_metric and event.metric is not None:
-            out += self._metric(state, event, ts)
+        window.add(tid, obs.is_error, lambda: _ref(obs))
+        if is_metric and obs.metric_name is not None:
+            out += self._metric(state, obs, ts)
         closed = self._close(state)
         if closed is not None:
             out += closed
@@ -189,28 +191,30 @@ class Scorer:
             self._forget(state)
         return state, out
 
-    def _novel(self, state: ServiceScore, event: Event, tid: str) -> list[Anomaly]:
+    def _novel(self, state: ServiceScore, obs: Observation, tid: str) -> list[Anomaly]:
         cfg = self.cfg
-        novelty = event.novelty
+        novelty = obs.novelty
         if novelty is None or novelty < cfg.novelty_threshold or state.windows_closed < cfg.probation_windows:
             return []
+        at = _dt(obs.ts_us)
         explanation: dict[str, float | str] = {
             "novelty": novelty, "novelty_threshold": cfg.novelty_threshold,
-            "known_templates": float(len(state.templates)), "template": event.template or "",
-            **calendar(event.timestamp),
+            "known_templates": float(len(state.templates)), "template": obs.template or "",
+            **calendar(at),
         }
         return [_anomaly(
-            _ref(event), event.service, event.timestamp, f"new_template:{tid}", novelty,
-            ["template_novelty"], explanation, f"new log template: {event.template or event.message}", tid,
+            _ref(obs), obs.service, at, f"new_template:{tid}", novelty,
+            ["template_novelty"], explanation, f"new log template: {obs.template or obs.message}", tid,
         )]
 
-    def _metric(self, state: ServiceScore, event: Event, ts: int) -> list[Anomaly]:
-        assert event.metric is not None
-        name = event.metric.name
+    def _metric(self, state: ServiceScore, obs: Observation, ts: int) -> list[Anomaly]:
+        name = obs.metric_name
+        assert name is not None
         last = state.metric_last_us.get(name)
         if last is not None and ts <= last:
             return []
-        point: ScoredPoint = state.detector(name, self.cfg.seed).process(event.timestamp, event.metric.value)
+        at = _dt(ts)
+        point: ScoredPoint = state.detector(name, self.cfg.seed).process(at, obs.metric_value)
         state.metric_last_us[name] = ts
         if not point.is_anomaly or point.explanation is None:
             return []
@@ -220,14 +224,14 @@ class Scorer:
             **{f"feature.{k}": v for k, v in why.features.items()},
             **{f"baseline.{k}": v for k, v in why.baseline.items()},
             **{f"member.{k}": v for k, v in why.member_scores.items()},
-            **calendar(event.timestamp),
+            **calendar(at),
         }
-        unit = f" {event.metric.unit}" if event.metric.unit else ""
+        unit = f" {obs.metric_unit}" if obs.metric_unit else ""
         base = why.baseline.get("value")
         against = f" (baseline {base:.6g}{unit})" if base is not None else ""
         message = f"{name} = {point.value:.6g}{unit}{against}"
         return [_anomaly(
-            _ref(event), event.service, event.timestamp, f"metric:{name}", point.score,
+            _ref(obs), obs.service, at, f"metric:{name}", point.score,
             [f"metric.{n}" for n in why.fired] or ["metric.ensemble"], explanation, message,
             None,
         )]
@@ -311,9 +315,9 @@ class Scorer:
         state.remembered = {k: v for k, v in remembered.items() if v >= floor}
 
 
-def _ref(event: Event) -> Ref:
-    text = event.template or event.message
-    return Ref(event.id, event.source.value, event.kind.value, event.severity.value, text[:200])
+def _ref(obs: Observation) -> Ref:
+    text = obs.template or obs.message
+    return Ref(obs.id, obs.source, obs.kind, obs.severity, text[:200])
 
 
 def _anomaly(

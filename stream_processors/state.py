@@ -39,6 +39,12 @@ class StateStore(Protocol):
     async def save(self, key: str, value: dict[str, Any]) -> None:
         """Persist ``value``; returns only once it is durable in the backend."""
 
+    async def load_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The saved values of ``keys`` that have one, in one round trip."""
+
+    async def save_many(self, values: dict[str, dict[str, Any]]) -> None:
+        """Persist every value in one round trip; returns once all are durable."""
+
 
 class MemoryStateStore:
     def __init__(self) -> None:
@@ -50,6 +56,13 @@ class MemoryStateStore:
 
     async def save(self, key: str, value: dict[str, Any]) -> None:
         self.data[key] = json.dumps(value, separators=(",", ":"))
+
+    async def load_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        return {k: dict(json.loads(self.data[k])) for k in keys if k in self.data}
+
+    async def save_many(self, values: dict[str, dict[str, Any]]) -> None:
+        for key, value in values.items():
+            await self.save(key, value)
 
 
 class RedisStateStore:
@@ -77,6 +90,20 @@ class RedisStateStore:
     async def save(self, key: str, value: dict[str, Any]) -> None:
         data = json.dumps(value, separators=(",", ":"))
         await self._retry("save", key, lambda: self._redis.hset(self._hash, key, data))
+
+    async def load_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        if not keys:
+            return {}
+        raws = await self._retry("load", f"{len(keys)} keys", lambda: self._redis.hmget(self._hash, keys))
+        return {k: dict(json.loads(raw)) for k, raw in zip(keys, raws, strict=True) if raw is not None}
+
+    async def save_many(self, values: dict[str, dict[str, Any]]) -> None:
+        if not values:
+            return
+        data: dict[Any, str] = {  # redis-py types hset's mapping keys invariantly
+            k: json.dumps(v, separators=(",", ":")) for k, v in values.items()
+        }
+        await self._retry("save", f"{len(data)} keys", lambda: self._redis.hset(self._hash, mapping=data))
 
     async def close(self) -> None:
         await self._redis.aclose()

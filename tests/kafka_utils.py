@@ -172,25 +172,28 @@ def stop(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float 
 
 def wait_worker_done(env: Env, worker: subprocess.Popen[Any], total: int, timeout: float,
                      log_name: str = "worker") -> None:
-    """Wait until ``worker``'s group committed ``total`` events on both the raw and enriched topics.
+    """Wait until ``worker``'s Faust group committed ``total`` events on both the raw and enriched
+    topics, and its score runtime's group ``total`` on the enriched topic.
 
     Fails with the committed/end offsets and the worker's log tail on timeout or if it exits.
     """
     group = f"seismo-test-{env.run}"
+    enriched = env.topic("events.enriched")
 
-    def progress() -> tuple[tuple[int, int], tuple[int, int]]:
-        return consumed(group, env.topic("events.raw")), consumed(group, env.topic("events.enriched"))
+    def progress() -> tuple[tuple[int, int], ...]:
+        return (consumed(group, env.topic("events.raw")), consumed(group, enriched),
+                consumed(f"{group}-score", enriched))
 
     def finished() -> bool:
         assert worker.poll() is None, f"the worker exited:\n{env.log_tail(log_name)}"
-        return progress() == ((total, total), (total, total))
+        return progress() == ((total, total),) * 3
 
     try:
         wait_for(finished, timeout, f"the worker to consume all {total} events", interval=0.5)
     except AssertionError as exc:
-        raw, enriched = progress()
+        raw, correlated, scored = progress()
         raise AssertionError(
-            f"{exc}: raw {raw}, enriched {enriched}\n{env.log_tail(log_name)}"
+            f"{exc}: raw {raw}, enriched {correlated}, scored {scored}\n{env.log_tail(log_name)}"
         ) from None
 
 
