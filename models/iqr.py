@@ -33,7 +33,7 @@ class IQRDetector(RollingFeatureDetector, PickleStateMixin):
 
     def _feature_score(self, key: str, win: RollingWindow, value: float) -> float:
         q1, q3 = win.quantile(0.25), win.quantile(0.75)
-        spread = win.quantile(1.0) - win.quantile(0.0)
+        spread = win.value_range()
         iqr = max(q3 - q1, self.rel_floor * spread, 1e-9, 1e-6 * abs(q1))
         low, high = q1 - self.k * iqr, q3 + self.k * iqr
         return max(low - value, value - high, 0.0) / iqr

@@ -9,11 +9,13 @@ _MAD_TO_SIGMA = 1.4826
 __all__ = ["MAX_SCORE", "RobustZScore", "robust_scale"]
 
 
-def robust_scale(window: RollingWindow, mad: float, rel_floor: float) -> float:
-    """A strictly positive spread for ``window``: MAD, else a fraction of the range."""
+def robust_scale(window: RollingWindow, mad: float, rel_floor: float, median: float | None = None) -> float:
+    """A strictly positive spread for ``window``: MAD, else a fraction of the range.
+
+    ``median`` is the window's median when the caller has it already."""
     spread = _MAD_TO_SIGMA * mad
-    value_range = window.quantile(1.0) - window.quantile(0.0)
-    floor = max(rel_floor * value_range, 1e-9, 1e-6 * abs(window.median()))
+    med = window.median() if median is None else median
+    floor = max(rel_floor * window.value_range(), 1e-9, 1e-6 * abs(med))
     return max(spread, floor)
 
 
@@ -46,8 +48,8 @@ class RobustZScore(RollingFeatureDetector, PickleStateMixin):
         self._seen: dict[str, int] = {}
 
     def _feature_score(self, key: str, win: RollingWindow, value: float) -> float:
-        scale = robust_scale(win, self._mad.get(key, 0.0), self.rel_floor)
-        return abs(value - win.median()) / scale
+        med = win.median()
+        return abs(value - med) / robust_scale(win, self._mad.get(key, 0.0), self.rel_floor, med)
 
     def baseline(self, key: str) -> float | None:
         """The median the feature ``key`` is compared with, if there is one yet."""

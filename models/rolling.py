@@ -106,7 +106,20 @@ class RollingWindow(RollingMoments):
         return len(self._sorted) - bisect.bisect_left(self._sorted, value)
 
     def median(self) -> float:
-        return self.quantile(0.5)
+        """``quantile(0.5)``, bit for bit, without the general interpolation's work."""
+        values = self._sorted
+        n = len(values)
+        if not n:
+            return 0.0
+        lo = (n - 1) // 2
+        if n % 2:
+            return values[lo]
+        return values[lo] + (values[lo + 1] - values[lo]) * 0.5
+
+    def value_range(self) -> float:
+        """``quantile(1.0) - quantile(0.0)``: largest minus smallest value (0.0 when empty)."""
+        values = self._sorted
+        return values[-1] - values[0] if values else 0.0
 
     def mad(self) -> float:
         """Median absolute deviation from the median (O(size))."""
