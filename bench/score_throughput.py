@@ -11,19 +11,20 @@ points, 0.25 by default), event time advancing 10 ms per event.  Printed:
   prefix and app id, then ``seismo worker --role score`` (the score runtime alone)
   is started; events/s is N / (time from the worker's start until its consumer
   group ``{app_id}-score`` has committed all N).  Start-up is included and printed
-  separately (time to the first commit), and the rate after the first commit too;
-* **restore**: the worker is stopped with its states in Redis (one per entity), one
-  more event per entity is published and a fresh worker started: time until all are
-  committed (start-up + loading every state + processing); and, in process, the time to
-  load and decode every saved state from Redis one after the other (the worker loads a
-  service's state on its first event after an assignment).
+  separately (time to the first commit), and the steady rate: events committed from
+  the first commit to the last, over that time;
+* **restore**: one event for each of ``--restore-entities`` services is scored (so
+  each has a saved state in Redis), then one more event each is published and a
+  fresh worker started: time until all are committed (start-up + loading every state
+  in batches + processing); and, in process, the time to load and decode every saved
+  state from Redis one after the other.
 
 Needs the broker and Redis of ``seismo kafka start`` / ``seismo redis start`` (or the
 ``SEISMO_KAFKA_BOOTSTRAP`` / ``SEISMO_REDIS_URL`` they point at).  Creates its own
 topics and Redis hash and deletes them at the end.
 
-Usage: python bench/score_throughput.py [--events 100000] [--entities 10000] [--metric-share 0.25]
-       [--skip-kafka]
+Usage: python bench/score_throughput.py [--events 200000] [--entities 1000] [--metric-share 0.25]
+       [--restore-entities 10000] [--skip-kafka]
 """
 
 from __future__ import annotations
@@ -121,14 +122,15 @@ def publish(settings: Settings, topic: str, events: list[Event]) -> None:
 
 def run_until(
     env: dict[str, str], settings: Settings, topic: str, want: int, log: Path
-) -> tuple[float, float]:
-    """Start a worker; return (seconds to its first commit, seconds until ``want`` are committed)."""
+) -> tuple[float, int, float]:
+    """Start a worker; return (seconds to its first commit, events that commit covered,
+    seconds until ``want`` are committed)."""
     base = committed(settings, topic)
     start = time.monotonic()
     with open(log, "ab") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "seismo", "worker", "--role", "score"], env=env,
                                 stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    first = 0.0
+    first, at_first = 0.0, 0
     try:
         deadline = start + 600
         while time.monotonic() < deadline:
@@ -136,9 +138,9 @@ def run_until(
                 raise SystemExit(f"worker exited with {proc.returncode}; see {log}")
             done = committed(settings, topic) - base
             if done and not first:
-                first = time.monotonic() - start
+                first, at_first = time.monotonic() - start, done
             if done >= want:
-                return first, time.monotonic() - start
+                return first, at_first, time.monotonic() - start
             time.sleep(0.2)
         raise SystemExit(f"worker did not consume {want} events within 600 s; see {log}")
     finally:
@@ -166,7 +168,7 @@ async def restore_from_redis(settings: Settings, entities: int) -> tuple[float, 
     return took, size
 
 
-def kafka(events: list[Event], entities: int) -> None:
+def kafka(events: list[Event], restore_entities: int) -> None:
     run = uuid.uuid4().hex[:8]
     tmp = Path(tempfile.mkdtemp(prefix="seismo-bench-"))
     env = {**os.environ, "SEISMO_TOPIC_PREFIX": f"bench-{run}.", "SEISMO_APP_ID": f"seismo-bench-{run}",
@@ -177,17 +179,22 @@ def kafka(events: list[Event], entities: int) -> None:
     ensure_topics(settings)
     try:
         publish(settings, topics.enriched, events)
-        first, total = run_until(env, settings, topics.enriched, len(events), tmp / "worker.log")
-        rate = len(events) / (total - first) if total > first else float("nan")
+        first, at_first, total = run_until(env, settings, topics.enriched, len(events), tmp / "worker.log")
+        rate = (len(events) - at_first) / (total - first) if total > first else float("nan")
         print(f"worker, {len(events)} events: {total:.1f} s from start ({first:.1f} s to the first commit): "
-              f"{len(events) / total:,.0f} events/s overall, {rate:,.0f} events/s after the first commit")
-        publish(settings, topics.enriched, synthetic(entities, entities, offset=len(events)))
-        first, total = run_until(env, settings, topics.enriched, entities, tmp / "worker.log")
-        print(f"restart with {entities} saved states, one event each: first commit after {first:.1f} s, "
-              f"all {entities} committed after {total:.1f} s")
-        took, size = asyncio.run(restore_from_redis(settings, entities))
-        print(f"restore in process: {entities} states loaded from Redis and decoded in {took:.2f} s "
-              f"({size / max(entities, 1) / 1024:.1f} KiB of JSON per state on average)")
+              f"{len(events) / total:,.0f} events/s overall, {rate:,.0f} events/s from the first commit "
+              f"({at_first} events) to the last")
+        n = restore_entities
+        # every one of the n services gets a saved state, then a restarted worker one more event each
+        publish(settings, topics.enriched, synthetic(n, n, offset=len(events)))
+        run_until(env, settings, topics.enriched, n, tmp / "worker.log")
+        publish(settings, topics.enriched, synthetic(n, n, offset=len(events) + n))
+        first, _, total = run_until(env, settings, topics.enriched, n, tmp / "worker.log")
+        print(f"restart with {n} saved states, one event each: first commit after {first:.1f} s, "
+              f"all {n} committed after {total:.1f} s")
+        took, size = asyncio.run(restore_from_redis(settings, n))
+        print(f"restore in process: {n} states loaded from Redis and decoded in {took:.2f} s "
+              f"({size / max(n, 1) / 1024:.1f} KiB of JSON per state on average)")
     finally:
         admin = AdminClient({"bootstrap.servers": settings.bootstrap})
         for f in admin.delete_topics([t for t in vars(topics).values()], operation_timeout=30).values():
@@ -202,8 +209,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=int, default=100_000, help="synthetic enriched events (100000)")
-    parser.add_argument("--entities", type=int, default=10_000, help="services they spread over (10000)")
+    parser.add_argument("--events", type=int, default=200_000, help="synthetic enriched events (200000)")
+    parser.add_argument("--entities", type=int, default=1_000, help="services they spread over (1000)")
+    parser.add_argument("--restore-entities", type=int, default=10_000,
+                        help="saved states a restarted worker has to restore (10000)")
     parser.add_argument("--metric-share", type=float, default=0.25,
                         help="share of metric points among the events (0.25); the rest are log lines")
     parser.add_argument("--skip-kafka", action="store_true", help="only the in-process figures")
@@ -214,7 +223,7 @@ def main() -> None:
           "restore < 10 s with 10k entities")
     in_process(events)
     if not args.skip_kafka:
-        kafka(events, args.entities)
+        kafka(events, args.restore_entities)
 
 
 if __name__ == "__main__":
