@@ -39,7 +39,8 @@ def backlog(n: int, seed: int = 3) -> list[Event]:
             spike = (i // 4) % 997 == 500
             out.append(Event(
                 id=f"m-{i}", source="cloudwatch", kind="metric", timestamp=ts, service=svc, severity="info",
-                message="latency", metric={"name": "latency_ms", "value": 900.0 if spike else 100 + rng.gauss(0, 3)},
+                message="latency",
+                metric={"name": "latency_ms", "value": 900.0 if spike else 100 + rng.gauss(0, 3)},
             ))
         else:
             burst = (i // 2400) % 5 == 3 and rng.random() < 0.5
@@ -137,7 +138,8 @@ def test_a_score_runtime_killed_midway_ends_with_the_same_anomalies_and_states(t
     assert len(set(calm_ids)) == len(calm_ids)
     assert {a.id for a in killed} == set(calm_ids)  # at-least-once: a replay may publish an id twice
     assert without_detectors(killed_states) == without_detectors(calm_states)
-    for key, state in calm_states.items():  # pickles of equal detectors may differ in bytes: compare behaviour
+    # pickles of equal detectors may differ in bytes: compare what they do next
+    for key, state in calm_states.items():
         for name, (_, blob) in state["metrics"].items():
             assert behaviour(killed_states[key]["metrics"][name][1]) == behaviour(blob)
     assert set(calm_states) == {f"score:{s}" for s in SERVICES}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import pickle
 import random
@@ -9,9 +10,12 @@ from collections.abc import Callable
 
 import pytest
 
+from models.autoencoder import AutoEncoderDetector
 from models.base import Detector, Features
+from models.clusters import TemplateClusterDetector
 from models.ensemble import Ensemble, Member
 from models.hst import HSTDetector
+from models.iforest import IsolationForestDetector
 from models.iqr import IQRDetector
 from models.robust_zscore import RobustZScore
 from models.series import default_ensemble
@@ -34,8 +38,21 @@ FACTORIES: dict[str, Callable[[int], Detector]] = {
     "ensemble": _small_ensemble,
     "default_ensemble": default_ensemble,
     "session_invariants": lambda seed: SessionInvariants(min_samples=10, seed=seed),
+    # micro-batch detectors, refit every few points so the streams below refit several times
+    "iforest": lambda seed: IsolationForestDetector(
+        n_estimators=20, window=64, min_samples=16, refit_every=16, seed=seed
+    ),
+    "autoencoder": lambda seed: AutoEncoderDetector(
+        hidden=8, latent=2, epochs=3, window=64, min_samples=16, refit_every=32, seed=seed
+    ),
+    "template_clusters": lambda seed: TemplateClusterDetector(
+        window=100, refit_every=20, min_cluster_size=3, seed=seed
+    ),
 }
 ENSEMBLES = {"ensemble", "default_ensemble"}
+# torch is the optional ``deep`` extra: CI runs without it, so these detectors cannot learn there.
+NEEDS_TORCH = {"autoencoder"}
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 
 def _stream(n: int, seed: int = 7) -> list[Features]:
@@ -59,7 +76,14 @@ def _run(detector: Detector, stream: list[Features]) -> list[float]:
     return scores
 
 
-@pytest.fixture(params=sorted(FACTORIES))
+def _param(name: str) -> object:
+    skip = pytest.mark.skipif(
+        name in NEEDS_TORCH and not HAVE_TORCH, reason="torch is not installed (optional extra: deep)"
+    )
+    return pytest.param(name, marks=skip)
+
+
+@pytest.fixture(params=[_param(n) for n in sorted(FACTORIES)])
 def name(request: pytest.FixtureRequest) -> str:
     value: str = request.param
     return value
