@@ -104,7 +104,7 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="Enriched events the scorer takes from the broker per fetch."
     )
     score_checkpoint_s: float = Field(
-        default=1.0, gt=0,
+        default=5.0, gt=0,
         description="Seconds between the scorer's checkpoints (anomalies acknowledged, states saved, "
         "offsets committed); a crash replays at most this much.",
     )
