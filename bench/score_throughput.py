@@ -23,7 +23,7 @@ Needs the broker and Redis of ``seismo kafka start`` / ``seismo redis start`` (o
 ``SEISMO_KAFKA_BOOTSTRAP`` / ``SEISMO_REDIS_URL`` they point at).  Creates its own
 topics and Redis hash and deletes them at the end.
 
-Usage: python bench/score_throughput.py [--events 200000] [--entities 1000] [--metric-share 0.25]
+Usage: python bench/score_throughput.py [--events 500000] [--entities 1000] [--metric-share 0.25]
        [--restore-entities 10000] [--skip-kafka]
 """
 
@@ -209,7 +209,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=int, default=200_000, help="synthetic enriched events (200000)")
+    parser.add_argument("--events", type=int, default=500_000, help="synthetic enriched events (500000)")
     parser.add_argument("--entities", type=int, default=1_000, help="services they spread over (1000)")
     parser.add_argument("--restore-entities", type=int, default=10_000,
                         help="saved states a restarted worker has to restore (10000)")
