@@ -9,7 +9,9 @@ in an order that alternates between rounds (off-on, on-off, ...), so drift in ma
 load and order effects fall on both modes alike. Each mode's run in a round builds a
 fresh :class:`Normalizer` and times two passes over all the Events:
 
-* **cold** -- the first pass: empty miners and memos, as a worker just started;
+* **cold** -- the first pass: empty miners and memos (the masker's token memo, and with
+  redaction on the screen's memos of line shapes, runs and tokens), as a worker just
+  started -- every template, token and line shape is new the first time it comes;
 * **warm** -- a second pass over the same Events with the same Normalizer: warm token
   memos and template caches, as in a long-running worker (steady state).
 

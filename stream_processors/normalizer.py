@@ -18,11 +18,12 @@ template that gains a wildcard keeps its id. Ids are per service (the same text 
 services has the same id): key anything by ``(service, template_id)``.
 
 Redaction is cheap on the hot path: an ASCII message is split once, the
-:class:`~stream_processors.redaction_screen.ScreeningRedactor` passes it when its tokens
-are all memoised as clean (one set test), and the same tokens go on to the masker; only
-a line with a suspicious token or token pair pays for the full redactor. Attributes seen
-before and known clean cost one set test per event. The output is exactly that of the
-plain :class:`~stream_processors.redaction.Redactor` (the unit tests compare them).
+:class:`~stream_processors.redaction_screen.ScreeningRedactor` passes it when a line of
+its shape (its digits aside) is known clean (one look-up) or its own checks find no
+trigger, and the same tokens go on to the masker; only a line that may hold a secret
+pays for the full redactor. Attributes seen before and known clean cost one set test per
+event. The output is exactly that of the plain :class:`~stream_processors.redaction.Redactor`
+(the unit tests compare them).
 
 Pure and synchronous: no Kafka, no I/O. Not thread-safe (miners and memos are
 mutable); one instance per worker process. Persistence of the miners is the caller's
@@ -144,8 +145,8 @@ class Normalizer:
         """``_redact(text)``, and ``text.split()`` when the text is ASCII and passed as it
         was: the screen's split, handed on to the masker so the line is split once.
 
-        An ASCII line needs no NFKC pass (and its redaction is ASCII too); a line whose
-        tokens the screen all knows as clean costs one split and one set test."""
+        An ASCII line needs no NFKC pass (and its redaction is ASCII too); a line of a
+        shape the screen knows as clean costs one split and one look-up."""
         screen = self._screen
         if screen is None:
             return text, None
@@ -154,7 +155,7 @@ class Normalizer:
         tokens = text.split()
         if screen.passes(text, tokens):
             return text, tokens
-        return screen.redactor.redact(text).text, None
+        return screen.full(text).text, None
 
     def _redact(self, text: str) -> str:
         """Redacted ``text``; a non-ASCII text is also redacted in NFKC form (what the

@@ -1,14 +1,51 @@
-"""A per-token screen in front of the :class:`~stream_processors.redaction.Redactor`.
+"""A screen in front of the :class:`~stream_processors.redaction.Redactor`.
 
 Almost every log line holds no secret, and the redactor's cost on such a line is its
-whole-line scans (token runs, card numbers) plus the literal pre-filters. Every trigger
+whole-line scans (token runs, card numbers) plus the literal pre-filters. The screen
+passes such a line without the redactor; a line it does not pass goes to the full scan.
+Its answer is exactly ``Redactor.redact(text)``: a line it passes is one on which every
+detector would find nothing (the unit tests check this on the redaction corpora and on
+constructed lines). It decides in three steps, cheapest first.
+
+**Line shapes.** Log lines repeat their text with other numbers in it, so the screen
+remembers the *shapes* of the ASCII lines it passed -- the line with every digit made
+``0`` -- and passes a line of a known shape with one look-up (a bounded memo; a line
+that differs from one seen before only in its numbers hits it, the common case in a
+stream, where a template's lines differ in ids, counts, times and addresses). This is
+exact. A shape keeps every character but the digits, and their places, so a
+detector can tell two lines of one shape apart only where it looks at the values of
+digits, which every test does as "a digit" but three:
+
+* ``CARD_HINT`` (and past it the card detector's Luhn check) wants a 2-6 digit first.
+  A line the screen passes has no ``CARD_HINT`` match; where its shape has no place
+  where one could start with other digits (``_CARD_PLACE``: a boundary, then digits like
+  a card number's), no line of the shape has one. Otherwise the shape is keyed with its
+  2-6 digits made ``2``, which is all ``CARD_HINT`` looks at.
+* The token-run detector judges a run (``RUN_MIN`` or more) that has a capital by
+  entropy and base64 decoding: a line with such a run whose verdict its digits may
+  change (:func:`~stream_processors.redaction.entropy.digits_may_decide`) gives no
+  shape. A run with no digit is the same text in every line of the shape, and vendor
+  tokens and AWS key ids are found by character classes.
+* The ``0x`` of a hexadecimal value: the same function leaves that to the digits.
+
+A line that the screen leaves to the full scan, and that the scan finds clean, teaches
+its shape on the same conditions (:meth:`ScreeningRedactor.full`): ``Foo@1a2b`` lines
+pay for the full scan once, not each time.
+
+**The line check.** A line of a new shape with none of the redactor's pre-filter
+literals (``@``, ``eyJ``, ``-----BEGIN``, ``bearer``, ``authoriz`` and the key-value
+words, searched in the lowered line) can only be matched by the card and token-run
+detectors: the screen runs ``CARD_HINT`` where the shape has a card place, and has the
+token-run detector judge each run with a capital on its own (memoised per run).
+
+**The token screen**, for a line with a literal, or with non-ASCII text. Every trigger
 the redactor has is confined to one whitespace-separated token -- a literal such as
 ``@``, ``eyJ`` or ``token``, a base64-ish run, the start of a card number -- with two
 exceptions, both of which need a particular *next* token:
 
 * a card number written in groups spans tokens only after a token that ends like its
   first group(s) (``4111``, ``(41111111``, ``4111-1111``) and before one that starts with
-  a digit -- so only where the line holds a digit, a space and a digit;
+  a digit;
 * a key word at the end of a token (``password``, ``"api_key"``) starts a key-value
   pair only before a token that starts with ``=`` or ``:`` (``password = x``); before any
   other token the key-value detector ignores it (whitespace separates a value only
@@ -22,25 +59,22 @@ either way means no match can start in this token, whatever follows it. This is
 checked for ASCII tokens only (the redactor lowers a line with length-changing
 characters ASCII-only, so a non-ASCII token stays suspicious).
 
-Log lines repeat their tokens endlessly, so the screen classifies each *distinct* token
-once (memoised). A line made only of known-clean tokens is passed by one set test; a
-line of tokens that are clean but for a card head or a trailing key word, by a second
-set test and one regex that finds no digit-space-digit and no whitespace before ``=``
-or ``:``; otherwise a walk over the tokens decides, and the full redactor runs only for
-a line with a suspicious token or pair. The result is exactly
-``Redactor.redact(text)``: a line the screen passes is one on which every detector
-would find nothing (the unit tests check this on the redaction corpora and on
-constructed lines).
+The token screen classifies each *distinct* token once (memoised, bounded): a line made
+only of known-clean tokens passes by one set test; the new tokens of a line are first
+checked together, joined, at C speed, and one by one only where that finds something;
+a line with a card head or a key-word tail is passed by looking at the token after it.
 """
 
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterable
 
-from stream_processors.redaction import Redacted, Redactor
+from stream_processors.redaction import Redacted, Redactor, SecretKind
 from stream_processors.redaction import detectors as d
 from stream_processors.redaction import patterns as p
+from stream_processors.redaction.entropy import digits_may_decide
 
 # The redactor's pre-filter literals (see Redactor.redact), searched in the lowered
 # token (so "eyJ" and "-----BEGIN" match a little more than they need to), with "://"
@@ -48,6 +82,10 @@ from stream_processors.redaction import patterns as p
 # key-value detector's literals are apart: their tokens are looked at more closely.
 _LITERALS = re.compile("@|eyj|-----begin|bearer|authoriz")
 _KV_LITERALS = re.compile("pass|pwd|secret|token|key|cred")
+# Both, as searched in a lowered line by _has_literal, and in the bytes of a lowered
+# batch of new tokens.
+LINE_LITERALS = (*_LITERALS.pattern.split("|"), *_KV_LITERALS.pattern.split("|"))
+_ANY_LITERAL = re.compile("|".join(LINE_LITERALS).encode())
 
 _SUSPECT = 1  # the token alone can trigger a detector
 _CARD_HEAD = 2  # ends like the first group(s) of a card number that the next token continues
@@ -57,19 +95,71 @@ _KV_TAIL = 4  # ends with a key word: a key-value pair if the next token starts 
 # look-behind). At most 9 digits and dashes, so a token is searched in its last 9 only.
 # Written like CARD_HINT, look-behind after the first digit, so the scan skips to 2-6.
 _HEAD = re.compile(r"[2-6](?<![\w.+-].)\d{3}(?:\d{4}|-\d{4})?(?!\S)")
-# Where a pair of tokens can matter, in a line whose only whitespace is " ": CARD_HINT
-# separates groups by one space (between digits), and the key-value separator is "=",
-# "=>" or ":" after optional whitespace. A literal first character keeps the scan fast.
-_PAIR = re.compile(r" (?:(?<=\d )\d|[=:])")
+
+# Character classes of an ASCII batch of new tokens, one byte each: 'h' a digit 2-6, 'd'
+# another digit, 'U' a capital, 'w' the rest of [\w.+], '-' and ' ' themselves, '!' the
+# rest. CARD_HINT and _HEAD start with a 2-6 digit whose previous character is not in
+# [\w.+-] -- a ' ' or '!' here (the batch gets a leading space for its start) -- then
+# take digits and [ -] separators, and _HEAD ends before whitespace or the end; over the
+# classes they become one pattern that starts at a ' ' or '!' (the originals stop at
+# every 2-6 digit, slow in the digit-heavy text of new tokens) and matches exactly where
+# they do. A match with group "card" is a CARD_HINT match (or one that spans two tokens
+# of the batch: that only sends the batch the slow way); any other ends a head. No match
+# of either can start inside a head match (a digit or '-' precedes each position there),
+# so searching on from the end of one misses none.
+_CLASSES = bytearray(b"!" * 256)
+for _chars, _cls in (
+    ("23456", "h"),
+    ("01789", "d"),
+    (string.ascii_uppercase, "U"),
+    (string.ascii_lowercase + "_.+", "w"),
+    ("-", "-"),
+    (" ", " "),
+):
+    for _c in _chars.encode():
+        _CLASSES[_c] = ord(_cls)
+_CLASS_TABLE = bytes(_CLASSES)
+_CARD_OR_HEAD = re.compile(
+    rb"[ !]h[hd]{3}(?:(?P<card>[ -]?[hd]{4}[ -]?[hd]{4}|[ -][hd]{6})|(?:[hd]{4}|-[hd]{4})?(?![^ ]))"
+)
+
+# Line shapes (see the module docstring): every digit '0'; where CARD_HINT could match
+# some line of the shape, every 2-6 digit '2' instead. _CARD_PLACE is CARD_HINT with any
+# digit for its 2-6 one, over the first kind of shape (bytes: \w is ASCII, as the ASCII
+# line's own), written to start at a literal "0000" (fast to find) and look back from
+# there for the boundary CARD_HINT wants before its first digit.
+_ZERO_DIGITS = bytes.maketrans(b"0123456789", b"0000000000")
+_CARD_DIGITS = bytes.maketrans(b"0123456789", b"0022222000")
+_CARD_PLACE = re.compile(rb"0000(?<![\w.+-]0000)(?:[ -]?0000[ -]?0000|[ -]000000)")
+_ENTROPY_KINDS = frozenset({SecretKind.HIGH_ENTROPY, SecretKind.AWS_SECRET_KEY})
+# Bounds of the shape and run memos: entries (a line takes ~100 bytes there), and the
+# longest line or run memoised (a longer one is checked each time it comes).
+SHAPE_MEMO_SIZE = 20_000
+_LONGEST_MEMOISED = 1024
 
 
 class ScreeningRedactor:
     """Same contract and results as :class:`Redactor`, cheaper on lines without secrets.
 
-    Not thread-safe (the token memo); one per normaliser. Never raises, never blocks.
+    Not thread-safe (the memos); one per normaliser. Never raises, never blocks. The
+    token memo holds at most ``memo_size`` tokens, the shape and run memos at most
+    ``min(memo_size, SHAPE_MEMO_SIZE)`` lines and runs of up to 1 KiB; each is emptied
+    when full.
     """
 
-    __slots__ = ("_clean", "_memo", "_memo_size", "_plain", "_runs", "redactor")
+    __slots__ = (
+        "_card_shapes",
+        "_clean",
+        "_entropy_min",
+        "_flags",
+        "_judged",
+        "_memo_size",
+        "_mixed",
+        "_runs",
+        "_shape_memo_size",
+        "_shapes",
+        "redactor",
+    )
 
     def __init__(self, redactor: Redactor | None = None, memo_size: int = 200_000) -> None:
         self.redactor = redactor or Redactor()
@@ -78,88 +168,238 @@ class ScreeningRedactor:
         self._runs = (
             d.token_runs(on, cfg.min_token_length, cfg.entropy_threshold) if on & d.TOKEN_RUN_KINDS else None
         )
-        self._memo: dict[str, int] = {}
-        # Tokens with no flag: a line of only these is clean.
-        self._clean: set[str] = set()
-        # Tokens that are not suspect (clean, card heads, key words at the end): a line
-        # of only these is clean unless _PAIR finds a pair that needs a closer look.
-        self._plain: set[str] = set()
+        # The shortest run the token-run detector judges by entropy (None: it never does).
+        self._entropy_min = cfg.min_token_length if on & _ENTROPY_KINDS else None
         self._memo_size = memo_size
+        self._shape_memo_size = min(memo_size, SHAPE_MEMO_SIZE)
+        # Shapes of lines known clean: with every digit '0', and with the 2-6 digits '2'.
+        self._shapes: set[bytes] = set()
+        self._card_shapes: set[bytes] = set()
+        # Runs with a capital that the token-run detector passes, and whether another run
+        # of their shape might not pass (then their lines give no shape).
+        self._judged: dict[str, bool] = {}
+        # The token memo: the tokens with no flag (a line of only these is clean), the
+        # few with a flag (suspects, card heads, key-word tails), and the known tokens
+        # with a run that their shape does not decide (their lines give no shape).
+        self._clean: set[str] = set()
+        self._flags: dict[str, int] = {}
+        self._mixed: set[str] = set()
 
     def redact(self, text: str) -> Redacted:
-        """``Redactor.redact(text)``, skipping the full scan when no token is suspicious."""
+        """``Redactor.redact(text)``, skipping the full scan when the screen passes it."""
         if self.passes(text, text.split()):
             return Redacted(text)
-        return self.redactor.redact(text)  # a secret may be here: the full scan
+        return self.full(text)  # a secret may be here: the full scan
+
+    def full(self, text: str) -> Redacted:
+        """``Redactor.redact(text)``: the full scan, for a line :meth:`passes` did not
+        pass. A line it finds clean teaches the screen its shape where that proves
+        every line of the shape clean (see the module docstring)."""
+        result = self.redactor.redact(text)
+        if not result.findings and text.isascii():
+            raw = text.encode()
+            shape = raw.translate(_ZERO_DIGITS)
+            card_place = _CARD_PLACE.search(shape) is not None
+            if not (card_place and p.CARD_HINT.search(text)) and not self._has_undecided_run(text):
+                self._remember(raw, shape, card_place)
+        return result
 
     def passes(self, text: str, tokens: list[str]) -> bool:
         """True when ``Redactor.redact(text)`` certainly finds nothing; False when the full
         scan must decide. ``tokens`` must be ``text.split()``: a caller that splits the
         line anyway (the normaliser, for its masker) splits it only once."""
-        clean, plain = self._clean, self._plain
-        if clean.issuperset(tokens):  # the common case, tested at C speed
+        if not text.isascii():
+            return self._clean.issuperset(tokens) or self._check(tokens)
+        raw = text.encode()
+        shape = raw.translate(_ZERO_DIGITS)
+        if shape in self._shapes:  # the common case: one look-up
             return True
-        if not plain.issuperset(tokens):  # new tokens, or a suspect one
-            new = set(tokens).difference(self._memo)
-            if not new or not self._learn(new):
-                return False
-            if not plain.issuperset(tokens):  # a known suspect one, or the memo was cleared
-                return self._walk(tokens)
-            if clean.issuperset(tokens):
-                return True
-        # Clean but for card heads and key-word tails: only a pair of tokens can matter.
-        # A printable line has no whitespace but " ", so _PAIR sees every such pair.
-        if text.isprintable() and _PAIR.search(text) is None:
+        card_shapes = self._card_shapes
+        if card_shapes and raw.translate(_CARD_DIGITS) in card_shapes:
             return True
-        return self._walk(tokens)
+        return self._new_shape(text, tokens, raw, shape)
 
-    def _walk(self, tokens: list[str]) -> bool:
-        """``passes`` token by token, looking at each pair: the exact, slower check."""
-        memo = self._memo
-        previous = 0
-        for token in tokens:
-            flags = memo.get(token)
-            if flags is None:
-                self._learn((token,))
-                flags = memo.get(token, _SUSPECT)
-            if flags & _SUSPECT:
+    def _new_shape(self, text: str, tokens: list[str], raw: bytes, shape: bytes) -> bool:
+        """``passes`` for an ASCII line of a shape not known clean; remembers its shape
+        when it passes and the shape proves every line of it clean."""
+        lower = text.lower()
+        # Where CARD_HINT could match some line of this shape (needs 4 digits in a row).
+        card_place = _CARD_PLACE.search(shape) is not None
+        if _has_literal(lower):  # a detector with a literal may match: the tokens decide
+            if not (self._clean.issuperset(tokens) or self._check(tokens)):
                 return False
-            if previous and (
-                (previous & _CARD_HEAD and token[0].isdecimal()) or (previous & _KV_TAIL and token[0] in "=:")
-            ):
+            mixed = not self._mixed.isdisjoint(tokens)
+        else:  # only the card and token-run detectors can match
+            if card_place and p.CARD_HINT.search(text) is not None:
                 return False
-            previous = flags
+            mixed = False
+            if self._runs is not None and lower != text:  # the detector judges a run with a capital
+                judged = self._judged
+                for token in tokens:  # a run lies within a token, RUN_MIN or longer
+                    if len(token) < p.RUN_MIN or token.lower() == token:
+                        continue
+                    for run in p.RUN.findall(" " + token):
+                        if run.lower() == run:
+                            continue
+                        undecided = judged.get(run)
+                        if undecided is None:
+                            if _has_run(self._runs, run, run.lower()):
+                                return False
+                            undecided = self._undecided(run)
+                            if len(run) <= _LONGEST_MEMOISED:
+                                if len(judged) >= self._shape_memo_size:
+                                    judged.clear()
+                                judged[run] = undecided
+                        mixed = mixed or undecided
+        if not mixed:
+            self._remember(raw, shape, card_place)
         return True
 
-    def _learn(self, tokens: Iterable[str]) -> bool:
-        """Classify and memoise new ``tokens``; False as soon as one is suspect."""
-        memo, clean, plain = self._memo, self._clean, self._plain
-        if len(memo) >= self._memo_size:
-            self._forget()
+    def _remember(self, raw: bytes, shape: bytes, card_place: bool) -> None:
+        """Remember the shape of the clean line ``raw`` (bytes of ASCII text), which has no
+        CARD_HINT match and no run whose digits may decide the token-run detector."""
+        if len(shape) > _LONGEST_MEMOISED:
+            return
+        shapes, card_shapes = self._shapes, self._card_shapes
+        if len(shapes) + len(card_shapes) >= self._shape_memo_size:
+            shapes.clear()
+            card_shapes.clear()
+        if card_place:
+            card_shapes.add(raw.translate(_CARD_DIGITS))
+        else:
+            shapes.add(shape)
+
+    # --- the token screen -----------------------------------------------------------
+
+    def _check(self, tokens: list[str]) -> bool:
+        """``passes`` by tokens, for a line with a new or flagged token."""
+        clean, flags = self._clean, self._flags
+        if len(clean) + len(flags) >= self._memo_size:
+            self._forget()  # only here: the memo does not change under one line's check
+        odd = set(tokens).difference(clean)  # new tokens, and known ones with a flag
+        new = odd.difference(flags)
+        if new:
+            if not self._learn(new):
+                return False  # a suspect among the new tokens
+            odd = odd.difference(clean)
+            if not odd:
+                return True
+        marked: list[tuple[str, int]] = []
+        for token in odd:
+            flag = flags[token]
+            if flag & _SUSPECT:
+                return False
+            marked.append((token, flag))
+        # Clean but for card heads and key-word tails: only what follows them can matter.
+        return _pairs_pass(tokens, marked)
+
+    def _learn(self, tokens: set[str]) -> bool:
+        """Classify and memoise new ``tokens``; False when one is suspect (the others may
+        be left unlearnt).
+
+        The batch is first checked as a whole, joined by spaces: with no literal, no card
+        number and no run with a capital that the token-run detector takes, every token
+        is clean or a card head. Each trigger lies within one token (a card number may
+        span two, which only sends the batch the slow way), so that answer is exactly
+        the token-by-token one."""
+        joined = " ".join(tokens)
+        if joined.isascii():  # else lowering may change lengths, and \\d and \\w differ
+            raw = b" " + joined.encode()
+            if _ANY_LITERAL.search(raw.lower()) is None:
+                classes = raw.translate(_CLASS_TABLE)
+                capital = classes.find(b"U") >= 0
+                if not capital or self._runs is None or not _has_run(self._runs, joined, joined.lower()):
+                    if capital:
+                        self._mixed.update(t for t in tokens if self._has_undecided_run(t))
+                    heads: list[str] = []
+                    m = _CARD_OR_HEAD.search(classes)
+                    while m is not None and m["card"] is None:
+                        start = m.start()  # the digit's offset in joined
+                        heads.append(joined[joined.rfind(" ", 0, start) + 1 : m.end() - 1])
+                        m = _CARD_OR_HEAD.search(classes, m.end())
+                    if m is None:
+                        if heads:
+                            self._flags.update(dict.fromkeys(heads, _CARD_HEAD))
+                            tokens = tokens.difference(heads)
+                        self._clean.update(tokens)
+                        return True
+        return self._learn_each(tokens)
+
+    def _learn_each(self, tokens: Iterable[str]) -> bool:
+        """``_learn`` token by token: the slow way, exact for any token."""
+        clean, flagged = self._clean, self._flags
         for token in tokens:
             lower = token.lower()
             if _LITERALS.search(lower) or p.CARD_HINT.search(token):
                 flags = _SUSPECT
             else:
                 flags = _key_word_flags(token, lower) if _KV_LITERALS.search(lower) else 0
-                if self._runs is not None and len(token) >= p.RUN_MIN and lower != token:
-                    # a run needs RUN_MIN characters and a capital
-                    flags |= _SUSPECT if _has_run(self._runs, token, lower) else 0
+                if len(token) >= p.RUN_MIN and lower != token:  # a run needs a capital
+                    if self._runs is not None and _has_run(self._runs, token, lower):
+                        flags |= _SUSPECT
+                    elif self._has_undecided_run(token):
+                        self._mixed.add(token)
             if flags & _SUSPECT:
-                memo[token] = flags
+                flagged[token] = flags
                 return False
             if token[-1].isdecimal() and _HEAD.search(token, max(0, len(token) - 9)):
                 flags |= _CARD_HEAD
-            memo[token] = flags
-            plain.add(token)
-            if not flags:
+            if flags:
+                flagged[token] = flags
+            else:
                 clean.add(token)
         return True
 
+    def _undecided(self, run: str) -> bool:
+        """True when the token-run detector may judge a run of the shape of ``run`` (a run
+        with a capital, which it passes) otherwise: only by entropy, when the digits
+        decide (see :func:`~stream_processors.redaction.entropy.digits_may_decide`).
+        Vendor tokens and AWS ids it finds by character classes, the same in a shape."""
+        return self._entropy_min is not None and len(run) >= self._entropy_min and digits_may_decide(run)
+
+    def _has_undecided_run(self, token: str) -> bool:
+        """True when a run with a capital in ``token`` is :meth:`_undecided`."""
+        return self._runs is not None and any(
+            run.lower() != run and self._undecided(run) for run in p.RUN.findall(" " + token)
+        )
+
     def _forget(self) -> None:
-        self._memo.clear()
         self._clean.clear()
-        self._plain.clear()
+        self._flags.clear()
+        self._mixed.clear()
+
+
+def _has_literal(lower: str) -> bool:
+    """True when the lowered line holds one of :data:`LINE_LITERALS` (spelt out: a chain
+    of ``in`` tests is faster than a regular expression here)."""
+    return (
+        "@" in lower
+        or "eyj" in lower
+        or "-----begin" in lower
+        or "bearer" in lower
+        or "authoriz" in lower
+        or "pass" in lower
+        or "pwd" in lower
+        or "secret" in lower
+        or "token" in lower
+        or "key" in lower
+        or "cred" in lower
+    )
+
+
+def _pairs_pass(tokens: list[str], marked: list[tuple[str, int]]) -> bool:
+    """False when a card head in ``marked`` is followed by a token that starts with a
+    digit, or a key-word tail by one that starts with ``=`` or ``:``."""
+    last = len(tokens) - 1
+    for token, flags in marked:
+        i = -1
+        for _ in range(tokens.count(token)):
+            i = tokens.index(token, i + 1)
+            if i < last:
+                first = tokens[i + 1][0]
+                if (flags & _CARD_HEAD and first.isdecimal()) or (flags & _KV_TAIL and first in "=:"):
+                    return False
+    return True
 
 
 def _has_run(runs: d.Detector, text: str, lower: str) -> bool:

@@ -99,6 +99,19 @@ def _is_identifier_like(token: str) -> bool:
     return _class_changes(token) < 0.3
 
 
+def digits_may_decide(token: str) -> bool:
+    """False when :func:`looks_random` gives every token that differs from ``token`` only
+    in the values of its digits (same length, digits in the same places) the answer it
+    gives ``token``: when that answer rests on letter case, digit places and words alone
+    (as for ``job_1445144423722_0020Job``), not on entropy or base64 decoding. True when
+    the digits themselves may decide."""
+    if token.lower() == token or token.upper() == token or not _DIGIT.search(token):
+        return False
+    if _HEXISH.fullmatch(token) and not token.startswith(("0x", "0X")):  # a "0x" needs that 0
+        return False
+    return not _is_identifier_like(token)
+
+
 def looks_random(token: str, threshold: float) -> bool:
     """True when a key-less ``token`` (already long enough) should be treated as a secret.
 

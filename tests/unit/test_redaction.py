@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from stream_processors.redaction import (
     luhn_ok,
     shannon_entropy,
 )
+from stream_processors.redaction.entropy import digits_may_decide, looks_random
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "redaction"
 REDACTOR = Redactor()
@@ -305,6 +307,35 @@ def test_hashes_ids_identifiers_and_encoded_words_are_not_high_entropy(token: st
 def test_entropy_is_zero_for_one_symbol_and_maximal_for_distinct_ones() -> None:
     assert shannon_entropy("aaaa") == 0.0
     assert shannon_entropy("abcd") == pytest.approx(2.0)
+
+
+def test_where_the_digits_may_not_decide_no_other_digits_change_the_verdict() -> None:
+    rng = random.Random(8)
+    alphabet = "0123456789" * 2 + "abcdefxyzABCDEFXYZ_-/+"
+    undecided = 0
+    for _ in range(4000):
+        token = rng.choice(["", "0x", "0X"]) + "".join(rng.choices(alphabet, k=rng.randint(18, 40)))
+        if digits_may_decide(token):
+            undecided += 1
+            continue
+        verdict = looks_random(token, 3.5)
+        for _ in range(5):
+            other = "".join(rng.choice("0123456789") if c.isdigit() else c for c in token)
+            assert looks_random(other, 3.5) == verdict, (token, other)
+    assert 0 < undecided < 4000
+
+
+@pytest.mark.parametrize(
+    ("token", "decide"),
+    [
+        ("job_1445144423722_0020Job", False),  # an identifier whatever its digits
+        ("DFSClient_NONMAPREDUCE_1537864556_1", False),
+        ("0x7FFE3A2B1C4D5E6Fab", True),  # hexadecimal only with that 0
+        ("AbCdEfGh0000000000000000", True),  # entropy: random with other digits
+    ],
+)
+def test_digits_may_decide_a_verdict_by_entropy_or_a_hex_prefix(token: str, decide: bool) -> None:
+    assert digits_may_decide(token) is decide
 
 
 def test_a_token_at_the_start_and_inside_a_longer_run_are_located_exactly() -> None:
