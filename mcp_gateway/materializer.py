@@ -7,12 +7,11 @@ number of replicas can serve.  Runs in a daemon thread; ``stop`` joins it.
 from __future__ import annotations
 
 import logging
-import threading
-import uuid
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 from pydantic import ValidationError
 
+from mcp_gateway.follower import TopicFollower
 from mcp_gateway.store import IncidentStore
 from schemas.codec import codec_for
 from schemas.exceptions import SchemaError
@@ -34,49 +33,21 @@ def read_incidents(bootstrap: str, topic: str, timeout: float = 30.0) -> Inciden
     return store
 
 
-class IncidentMaterializer:
+class IncidentMaterializer(TopicFollower):
     def __init__(self, bootstrap: str, topic: str, store: IncidentStore) -> None:
-        self.topic = topic
+        super().__init__(bootstrap, topic, "seismo-gateway", "incident-materializer")
         self.store = store
         self.undecodable = 0
-        self._consumer = Consumer({
-            "bootstrap.servers": bootstrap,
-            "group.id": f"seismo-gateway-{uuid.uuid4().hex}",  # never commits; just a name
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "log_level": 3,
-        })
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="incident-materializer", daemon=True)
         self._end: dict[int, int] = {}
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
     def _assign(self) -> None:
-        while not self._stop.is_set():
-            try:
-                meta = self._consumer.list_topics(self.topic, timeout=5)
-            except KafkaException as exc:
-                log.warning("waiting for Kafka: %s", exc)
-                continue
-            tmeta = meta.topics.get(self.topic)
-            if tmeta is None or tmeta.error is not None or not tmeta.partitions:
-                log.info("waiting for topic %s to exist", self.topic)
-                self._stop.wait(1.0)
-                continue
-            parts = sorted(tmeta.partitions)
-            for p in parts:
-                _, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(self.topic, p), timeout=10
-                )
-                self._end[p] = high
-            self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in parts])
+        parts = self._partitions()
+        if parts is None:
             return
+        for p in parts:
+            _, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)
+            self._end[p] = high
+        self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in parts])
 
     def _check_caught_up(self) -> None:
         if not self._end or all(v <= 0 for v in self._end.values()):

@@ -24,15 +24,15 @@ import heapq
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from pydantic import BaseModel, Field, ValidationError
 
+from mcp_gateway.follower import TopicFollower
 from schemas.codec import codec_for
 from schemas.exceptions import SchemaError
 from schemas.models import Event
@@ -327,7 +327,7 @@ def start_offset(low: int, high: int, by_time: int, max_events: int) -> int:
     return max(low, first_recent, high - max_events)
 
 
-class RecentEventsMaterializer:
+class RecentEventsMaterializer(TopicFollower):
     """Feeds :class:`RecentEvents` from ``seismo.events.enriched``.  Daemon thread; ``stop`` joins.
 
     Never commits offsets: every gateway replica (and every restart) reads the recent part
@@ -338,40 +338,17 @@ class RecentEventsMaterializer:
     def __init__(
         self, bootstrap: str, topic: str, recent: RecentEvents, batch_size: int = 500
     ) -> None:
-        self.topic = topic
+        super().__init__(bootstrap, topic, "seismo-gateway-search", "recent-events")
         self.recent = recent
         self.batch_size = batch_size
         self.undecodable = 0
         self.failed_batches = 0
-        self._consumer = Consumer({
-            "bootstrap.servers": bootstrap,
-            "group.id": f"seismo-gateway-search-{uuid.uuid4().hex}",  # never commits; just a name
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "log_level": 3,
-        })
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="recent-events", daemon=True)
         self._start: dict[int, int] = {}
         self._end: dict[int, int] = {}
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
     def _assign(self) -> None:
-        while not self._stop.is_set():
+        while (parts := self._partitions()) is not None:
             try:
-                meta = self._consumer.list_topics(self.topic, timeout=5)
-                tmeta = meta.topics.get(self.topic)
-                if tmeta is None or tmeta.error is not None or not tmeta.partitions:
-                    log.info("waiting for topic %s to exist", self.topic)
-                    self._stop.wait(1.0)
-                    continue
-                parts = sorted(tmeta.partitions)
                 since_ms = int((self.recent.clock() - self.recent.lookback_s) * 1000)
                 by_time = self._consumer.offsets_for_times(
                     [TopicPartition(self.topic, p, since_ms) for p in parts], timeout=10
