@@ -34,7 +34,6 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
@@ -94,14 +93,12 @@ class ScoreRuntime:
         self._touched: set[str] = set()
         self._offsets: dict[tuple[str, int], int] = {}
         self._stop = threading.Event()
-        self.processed = 0  # messages folded in (or dead-lettered) by this process
-        self.checkpoints = 0
 
     def stop(self) -> None:
         """Ask :meth:`run` to checkpoint and return.  Thread-safe, never blocks."""
         self._stop.set()
 
-    def run(self, on_checkpoint: Callable[[ScoreRuntime], None] | None = None) -> None:
+    def run(self) -> None:
         """Consume until :meth:`stop`; checkpoint on the way out.  Raises PublishError
         when the broker refuses output (nothing past the last checkpoint is committed)."""
         self._consumer.subscribe([self.topics.enriched], on_revoke=self._revoked)
@@ -117,8 +114,6 @@ class ScoreRuntime:
                 if self._offsets and (caught_up or time.monotonic() - last >= self.checkpoint_s):
                     self.checkpoint()
                     last = time.monotonic()
-                    if on_checkpoint is not None:
-                        on_checkpoint(self)
             self.checkpoint()
         finally:
             self._consumer.close()
@@ -136,8 +131,7 @@ class ScoreRuntime:
             keys = {f"score:{s}": s for s in missing}
             saved = self._loop.run_until_complete(self.store.load_many(list(keys)))
             for key, service in keys.items():
-                data = saved.get(key)
-                self._states[service] = self.scorer.load(data) if data else self.scorer.new_state(service)
+                self._restore(service, saved.get(key))
         states, scorer, publish = self._states, self.scorer, self._publisher.publish
         topic, encode = self.topics.anomalies, self._anomaly_codec.encode
         for message in messages:
@@ -166,12 +160,13 @@ class ScoreRuntime:
                 self._dead_letter(message, InvalidEvent(repr(exc), "internal_error"))
             where = (str(message.topic()), int(message.partition() or 0))
             self._offsets[where] = int(message.offset() or 0) + 1
-            self.processed += 1
 
     def _load(self, service: str) -> ServiceScore:
         """A state the batch prefetch did not cover (a message keyed other than by service)."""
-        data = self._loop.run_until_complete(self.store.load(f"score:{service}"))
-        state = self._states[service] = self.scorer.load(data) if data else self.scorer.new_state(service)
+        return self._restore(service, self._loop.run_until_complete(self.store.load(f"score:{service}")))
+
+    def _restore(self, service: str, saved: dict[str, Any] | None) -> ServiceScore:
+        state = self._states[service] = self.scorer.load(saved) if saved else self.scorer.new_state(service)
         return state
 
     def _dead_letter(self, message: Message, error: InvalidEvent) -> None:
@@ -196,7 +191,6 @@ class ScoreRuntime:
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._offsets.items()]
         self._consumer.commit(offsets=offsets, asynchronous=False)
         self._offsets.clear()
-        self.checkpoints += 1
 
     def _revoked(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         # Another worker may own these services next: finish our part, then forget every state.
