@@ -1,4 +1,4 @@
-"""``create_app(settings)``: the Faust app with the normalize and correlate agents; ``run_worker``.
+"""``create_app(settings)``: the Faust app with the normalize and correlate agents; ``run_faust_worker``.
 
 Nothing happens at import time; the app object exists only when built.  Each
 agent is a thin loop around a pure step:
@@ -14,7 +14,8 @@ agent is a thin loop around a pure step:
   changed incidents to the compacted ``seismo.incidents`` topic keyed by id;
 * **score** reads ``seismo.events.enriched`` too, in its own consumer group and
   process: :mod:`stream_processors.score_runtime` (confluent-kafka batches; a
-  Faust agent could not reach its throughput target).  ``run_worker`` starts it
+  Faust agent could not reach its throughput target).
+  :func:`stream_processors.worker.run_worker` starts it
   beside the Faust app unless told to run one role only.
 
 Delivery: an incident update is acknowledged by the broker *before* the state
@@ -64,7 +65,7 @@ def _decode_event(value: Any) -> Event:
 
 
 def state_store(settings: Settings) -> StateStore:
-    """The configured correlator state backend (Redis unless ``state_backend`` is memory)."""
+    """The configured state backend of correlator and scorer (Redis unless ``state_backend`` is memory)."""
     if settings.state_backend == "memory":
         log.warning("correlator state is in memory: a restarted worker starts from scratch")
         return MemoryStateStore()
