@@ -77,7 +77,25 @@ def normalize(text: str) -> str:
 
 
 _Masked = tuple[str, tuple[Param, ...]]
+_Spans = tuple[tuple[int, int, str], ...]
 _MAYBE_VARIABLE = re.compile(r"[\d/:\\~]")
+
+# The digit shape of a token for the built-in rules: each ASCII digit is replaced by a
+# digit the rules cannot tell apart from it. The rules test digits only through ``\d``
+# and classes holding all ten digits, except (1) the literal ``0`` of ``0x``, (2) the
+# pod-hash class, which holds 2 and 4-9 but not 0, 1 or 3, and (3) the IPv4 octet
+# ranges (``25[0-5]`` ...). A token without ``x``/``X`` and with at most one ``-``
+# can meet neither (1) nor (2), so all its digits become 0 (_FLAT); otherwise 0 -> 0,
+# {1, 3} -> 1 and the rest -> 2 (_EXACT) keeps both exact. (3) needs three dots; an
+# octet always spans a whole digit run, and a run is a valid octet by its length alone
+# unless it has three digits, so in a flat token with three dots the three-digit runs
+# that are valid octets (100-255) are first marked with a non-ASCII letter (shaped
+# tokens are ASCII, so the mark cannot collide). Other tokens with three dots are not
+# shaped. So two ASCII tokens of one shape get their placeholders at the same places
+# (tests/unit/test_templating_shapes.py checks this and the rules' digit classes).
+_FLAT = str.maketrans("0123456789", "0000000000")
+_EXACT = str.maketrans("0123456789", "0121222222")
+_OCTET_RUN = re.compile(r"(?<![0-9])(?:1[0-9][0-9]|2[0-4][0-9]|25[0-5])(?![0-9])")
 
 
 class Masker:
@@ -98,6 +116,7 @@ class Masker:
         "_multi",
         "_names",
         "_regex",
+        "_shapes",
         "_whole",
         "rules",
     )
@@ -126,6 +145,8 @@ class Masker:
         num = next((r for r in self.rules if r.name == "num"), None)
         self._digits = num.placeholder if builtin and num is not None else None
         self._maybe = _MAYBE_VARIABLE if builtin else None
+        # Placeholder spans per digit shape (see _SHAPE); built-in rules only.
+        self._shapes: dict[str, _Spans] | None = {} if builtin else None
 
     def mask(self, text: str, tokens: Sequence[str] | None = None) -> MaskedLine:
         """Normalise and mask one line. Deterministic; never raises on input.
@@ -164,24 +185,34 @@ class Masker:
     def _scan(self, token: str) -> _Masked:
         if self._maybe is not None and self._maybe.search(token) is None:
             return token, ()
+        shapes = self._shapes
+        if shapes is None or not token.isascii():
+            return _apply(token, self._spans(token))
+        flat = token.count("-") < 2 and "x" not in token and "X" not in token
+        if token.count(".") >= 3:
+            if not flat:
+                return _apply(token, self._spans(token))
+            shape = _OCTET_RUN.sub("\u2160\u2160\u2160", token).translate(_FLAT)
+        else:
+            shape = token.translate(_FLAT if flat else _EXACT)
+        spans = shapes.get(shape)
+        if spans is None:
+            spans = self._spans(token)
+            if len(shapes) >= self._memo_size:
+                shapes.clear()
+            shapes[shape] = spans
+        return _apply(token, spans)
+
+    def _spans(self, token: str) -> _Spans:
+        """Where the rules put placeholders in ``token``: ``(start, end, placeholder)``."""
         whole = self._whole.fullmatch(token)
         if whole is not None:
-            placeholder = self._names[whole.lastgroup or ""]
-            return placeholder, (Param(placeholder, token),)
-        parts: list[str] = []
-        params: list[Param] = []
-        last = 0
-        for match in self._regex.finditer(token):
-            start, end = match.span()
-            placeholder = self._names[match.lastgroup or ""]
-            parts.append(token[last:start])
-            parts.append(placeholder)
-            params.append(Param(placeholder, token[start:end]))
-            last = end
-        if not params:
-            return token, ()
-        parts.append(token[last:])
-        return "".join(parts), tuple(params)
+            return ((0, len(token), self._names[whole.lastgroup or ""]),)
+        names = self._names
+        return tuple(
+            (match.start(), match.end(), names[match.lastgroup or ""])
+            for match in self._regex.finditer(token)
+        )
 
     def _mask_spanning(self, text: str) -> MaskedLine:
         assert self._multi is not None
@@ -204,6 +235,24 @@ class Masker:
             hit = self._memo.get(token) or self._mask_token(token)
             out.append(hit[0])
             params.extend(hit[1])
+
+
+def _apply(token: str, spans: _Spans) -> _Masked:
+    if not spans:
+        return token, ()
+    if len(spans) == 1 and spans[0][0] == 0 and spans[0][1] == len(token):
+        placeholder = spans[0][2]
+        return placeholder, (Param(placeholder, token),)
+    parts: list[str] = []
+    params: list[Param] = []
+    last = 0
+    for start, end, placeholder in spans:
+        parts.append(token[last:start])
+        parts.append(placeholder)
+        params.append(Param(placeholder, token[start:end]))
+        last = end
+    parts.append(token[last:])
+    return "".join(parts), tuple(params)
 
 
 def _alternation(rules: Sequence[MaskRule], prefix: str) -> re.Pattern[str]:
