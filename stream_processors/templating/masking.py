@@ -93,23 +93,29 @@ _MAYBE_VARIABLE = re.compile(r"[\d/:\\~]")
 # tokens are ASCII, so the mark cannot collide). Other tokens with three dots are not
 # shaped. So two ASCII tokens of one shape get their placeholders at the same places
 # (tests/unit/test_templating_shapes.py checks this and the rules' digit classes).
+# Recent whole lines: at most this many, of at most this many characters each.
+_LINE_MEMO_SIZE = 8192
+_LINE_MEMO_CHARS = 512
+
 _FLAT = str.maketrans("0123456789", "0000000000")
 _EXACT = str.maketrans("0123456789", "0121222222")
 _OCTET_RUN = re.compile(r"(?<![0-9])(?:1[0-9][0-9]|2[0-4][0-9]|25[0-5])(?![0-9])")
 
 
 class Masker:
-    """A compiled rule set with a bounded per-token memo. Not thread-safe (the memo).
+    """A compiled rule set with bounded memos. Not thread-safe (the memos).
 
     Masking is done token by token, memoised per distinct token, so a line costs a few
-    dictionary look-ups once its words have been seen; results never depend on the
-    memo. Rules with a ``guard`` also run over the whole line when the guard matches.
+    dictionary look-ups once its words have been seen; a line seen recently (logs repeat
+    themselves) costs one. Results never depend on the memos. Rules with a ``guard``
+    also run over the whole line when the guard matches.
     Raises :class:`InvalidMaskRule` at construction when two rules share a name.
     """
 
     __slots__ = (
         "_digits",
         "_guard",
+        "_lines",
         "_maybe",
         "_memo",
         "_memo_size",
@@ -139,6 +145,7 @@ class Masker:
         self._names.update({f"s{i}": r.placeholder for i, r in enumerate(spanning)})
         self._memo: dict[str, _Masked] = {}
         self._memo_size = memo_size
+        self._lines: dict[str, MaskedLine] = {}
         # Shortcut for all-digit tokens, only where the rule set is known to send them
         # whole to <NUM> (every rule built in); custom rule sets always scan.
         builtin = all(r in DEFAULT_RULES for r in self.rules)
@@ -155,11 +162,25 @@ class Masker:
         split the line (the normaliser's redaction screen) saves the second split. It is
         ignored for a non-ASCII ``text``, which is split again after NFKC.
         """
+        lines = self._lines
+        seen = lines.get(text)
+        if seen is not None:
+            return seen
+        key = text
         if not text.isascii():
             text = unicodedata.normalize("NFKC", text)
             tokens = None
         if self._guard is not None and self._guard.search(text):
-            return self._mask_spanning(text)
+            masked = self._mask_spanning(text)
+        else:
+            masked = self._mask_tokens(text, tokens)
+        if len(key) <= _LINE_MEMO_CHARS:
+            if len(lines) >= _LINE_MEMO_SIZE:
+                lines.clear()
+            lines[key] = masked
+        return masked
+
+    def _mask_tokens(self, text: str, tokens: Sequence[str] | None) -> MaskedLine:
         memo = self._memo
         out: list[str] = []
         params: list[Param] = []

@@ -86,6 +86,20 @@ def test_masking_twice_gives_the_same_result_whatever_the_memo() -> None:
     assert masker.mask(line) == masker.mask(line) == Masker().mask(line)
 
 
+def test_repeated_lines_come_from_a_bounded_line_memo_with_the_same_result() -> None:
+    from stream_processors.templating import masking
+
+    masker = Masker()
+    lines = [f"user u{i % 97} logged in from 10.0.{i % 7}.{i % 250} after {i} ms" for i in range(20_000)]
+    lines += ["caf\u00e9 \uff11\uff12 ms", "caf\u00e9 \uff11\uff12 ms", "x" * 600, "x" * 600]
+    for line in lines:
+        assert masker.mask(line) == Masker().mask(line)
+        assert len(masker._lines) <= masking._LINE_MEMO_SIZE
+    assert masker.mask(lines[-1]).text == "x" * 600  # too long to be kept, still masked
+    assert "x" * 600 not in masker._lines
+    assert masker.mask("caf\u00e9 \uff11\uff12 ms").text == "caf\u00e9 <NUM> ms"  # NFKC before masking
+
+
 def test_user_rules_take_priority_over_the_built_in_ones() -> None:
     masker = with_rules([rule("ticket", r"(?<![\w-])[A-Z]{2,5}-\d+(?![\w-])", "<TICKET>")])
     assert masker.mask("fixes OPS-123 in 5 ms").text == "fixes <TICKET> in <NUM> ms"
