@@ -32,6 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from stream_processors.templating.exceptions import UnknownLogFormat
 from stream_processors.templating.loghub import loghub_format
 from stream_processors.templating.masking import Masker
 from stream_processors.templating.miner import TemplateMiner
@@ -66,17 +67,40 @@ class Score:
 
 
 def load_system(folder: Path) -> tuple[list[str], list[str]]:
-    """Contents extracted with the Loghub format, and ground-truth templates, per line."""
+    """Contents extracted with the Loghub format, and ground-truth templates, per line.
+
+    The raw ``X_2k.log`` is split with the Loghub format of ``X`` (as ``seismo
+    templates --format loghub:X`` would). Where that cannot line up with the labels
+    (no raw log, a system without a known format, or a different number of lines),
+    the labelled file's own ``Content`` column is used and a warning says so, so one
+    odd folder does not stop the run. Raises ``FileNotFoundError`` without labels.
+    """
     name = folder.name
-    fmt = loghub_format(name)
-    with (folder / f"{name}_2k.log").open(encoding="utf-8", errors="replace") as handle:
-        contents = [c for c in (fmt.content(line) for line in handle) if c is not None]
     truth_file = folder / f"{name}_2k.log_structured_corrected.csv"
+    if not truth_file.exists():
+        truth_file = folder / f"{name}_2k.log_structured.csv"
+    if not truth_file.exists():
+        raise FileNotFoundError(f"{name}: no {name}_2k.log_structured_corrected.csv in {folder}")
     with truth_file.open(encoding="utf-8", newline="") as handle:
-        truth = [row["EventTemplate"] for row in csv.DictReader(handle)]
-    if len(truth) != len(contents):
-        raise SystemExit(f"{name}: {len(contents)} parsed lines but {len(truth)} labels")
-    return contents, truth
+        rows = list(csv.DictReader(handle))
+    truth = [row["EventTemplate"] for row in rows]
+    raw = folder / f"{name}_2k.log"
+    why = ""
+    try:
+        fmt = loghub_format(name)
+    except UnknownLogFormat:
+        why = "no Loghub format of that name"
+    else:
+        if raw.exists():
+            with raw.open(encoding="utf-8", errors="replace") as handle:
+                contents = [c for c in (fmt.content(line) for line in handle) if c is not None]
+            if len(contents) == len(truth):
+                return contents, truth
+            why = f"{len(contents)} lines fit the format but {len(truth)} are labelled"
+        else:
+            why = f"no {raw.name}"
+    print(f"warning: {name}: {why}; parsing the Content column of {truth_file.name}", file=sys.stderr)
+    return [row["Content"] for row in rows], truth
 
 
 def grouping_accuracy(predicted: Sequence[Hashable], truth: Sequence[str]) -> float:
@@ -164,7 +188,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = 0
     seconds = [0.0, 0.0]
     for folder in folders:
-        contents, truth = load_system(folder)
+        try:
+            contents, truth = load_system(folder)
+        except FileNotFoundError as exc:
+            print(f"skipped: {exc}", file=sys.stderr)
+            continue
         ours_run = best_of(run_seismo, contents, args.repeat)
         theirs_run = best_of(run_drain3, contents, args.repeat)
         ours, theirs = score(ours_run, truth), score(theirs_run, truth)
@@ -173,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         seconds[1] += theirs_run.seconds
         rows.append((ours, theirs))
         print(_line(folder.name, ours, theirs))
+    if not rows:
+        parser.error(f"no labelled system found in {args.data}")
     if len(rows) > 1:
         print("-" * len(header))
         print(_line("average", _mean([r[0] for r in rows]), _mean([r[1] for r in rows])))
