@@ -72,6 +72,11 @@ def plain_template_id(text: str) -> str:
     return "M" + hashlib.blake2b(text.encode("utf-8"), digest_size=6).hexdigest()
 
 
+# Recent ASCII messages that redaction passed unchanged: this many, this long at most.
+_CLEAN_LINES = 8192
+_CLEAN_LINE_CHARS = 512
+
+
 class Normalizer:
     """Redactor + one template miner per service + config. See the module docstring."""
 
@@ -88,6 +93,7 @@ class Normalizer:
         self._key_kinds: dict[str, SecretKind | None] = {}
         self._attr_memo: dict[tuple[str, str], tuple[str, str]] = {}
         self._clean_attrs: set[tuple[str, str]] = set()  # the memo's items redaction keeps
+        self._clean_lines: set[str] = set()  # recent messages the screen passed whole
 
     # --- per-service miners ---------------------------------------------------------
 
@@ -148,12 +154,16 @@ class Normalizer:
         An ASCII line needs no NFKC pass (and its redaction is ASCII too); a line of a
         shape the screen knows as clean costs one split and one look-up."""
         screen = self._screen
-        if screen is None:
+        if screen is None or text in self._clean_lines:  # logs repeat themselves
             return text, None
         if not text.isascii():
             return self._redact(text), None
         tokens = text.split()
         if screen.passes(text, tokens):
+            if len(text) <= _CLEAN_LINE_CHARS:
+                if len(self._clean_lines) >= _CLEAN_LINES:
+                    self._clean_lines.clear()
+                self._clean_lines.add(text)
             return text, tokens
         return screen.full(text).text, None
 
