@@ -70,6 +70,20 @@ def test_no_secret_of_the_corpus_survives_anywhere_in_the_enriched_event() -> No
     assert leaked == []
 
 
+def test_repeated_lines_stay_redacted_when_the_memos_are_warm() -> None:
+    normalizer = Normalizer()
+    lines = [row[0] for row in SECRET_ROWS] + LOOKALIKES
+    first = [normalizer.normalize(event(line, i)).message for i, line in enumerate(lines)]
+    again = [normalizer.normalize(event(line, i)).message for i, line in enumerate(reversed(lines))]
+    assert again == first[::-1]
+    assert first[len(SECRET_ROWS):] == LOOKALIKES
+    assert all(
+        not leaks(secret, message)
+        for row, message in zip(SECRET_ROWS, again[::-1], strict=False)
+        for secret in row[1:]
+    )
+
+
 def test_secrets_become_placeholders_in_message_template_and_attributes() -> None:
     out = Normalizer().normalize(
         event(
