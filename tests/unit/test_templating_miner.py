@@ -73,6 +73,20 @@ def test_distinct_all_caps_states_are_never_merged() -> None:
     assert a.template_id != b.template_id
 
 
+def test_an_optional_constant_word_names_another_event() -> None:
+    miner = TemplateMiner()
+    plain = miner.add("session opened for user root by (uid=0)")
+    login = miner.add("session opened for user root by LOGIN(uid=0)")
+    again = miner.add("session opened for user news by (uid=9)")
+    assert plain.template_id != login.template_id
+    assert again.template_id == plain.template_id
+    # Values between a shared prefix still merge, whatever their case.
+    first = miner.add("Processing event EventType: CONTAINER_REMOTE_LAUNCH for container c_1")
+    other = miner.add("Processing event EventType: CONTAINER_REMOTE_CLEANUP for container c_2")
+    assert first.template_id == other.template_id
+    assert other.template == "Processing event EventType: CONTAINER_REMOTE_<*> for container <ID>"
+
+
 def test_ids_are_deterministic_across_miners() -> None:
     assert run(TemplateMiner(), STREAM) == run(TemplateMiner(), STREAM)
     ids = {r[0] for r in run(TemplateMiner(), STREAM)}
