@@ -93,6 +93,8 @@ _MAYBE_VARIABLE = re.compile(r"[\d/:\\~]")
 # tokens are ASCII, so the mark cannot collide). Other tokens with three dots are not
 # shaped. So two ASCII tokens of one shape get their placeholders at the same places
 # (tests/unit/test_templating_shapes.py checks this and the rules' digit classes).
+# Digit shapes remembered at most (fewer than tokens: many tokens share one shape).
+_SHAPE_MEMO_SIZE = 50_000
 # Recent whole lines: at most this many, of at most this many characters each.
 _LINE_MEMO_SIZE = 8192
 _LINE_MEMO_CHARS = 512
@@ -219,7 +221,7 @@ class Masker:
         spans = shapes.get(shape)
         if spans is None:
             spans = self._spans(token)
-            if len(shapes) >= self._memo_size:
+            if len(shapes) >= min(self._memo_size, _SHAPE_MEMO_SIZE):
                 shapes.clear()
             shapes[shape] = spans
         return _apply(token, spans)
