@@ -174,3 +174,12 @@ def test_tokens_that_differ_only_in_digit_values_keep_their_own_masks(token: str
         masker.mask(other)
     assert masker.mask(token).text == masked
     assert masker._scan(token) == _direct(masker, token)
+
+
+def test_the_shape_memo_is_bounded_and_stays_exact_when_it_is_emptied() -> None:
+    rng = random.Random(11)
+    masker = Masker(memo_size=64)
+    for _ in range(5_000):
+        token = _token(rng)
+        assert masker._scan(token) == _direct(masker, token), token
+        assert masker._shapes is not None and len(masker._shapes) <= 64
