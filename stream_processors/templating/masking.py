@@ -93,15 +93,15 @@ _MAYBE_VARIABLE = re.compile(r"[\d/:\\~]")
 # tokens are ASCII, so the mark cannot collide). Other tokens with three dots are not
 # shaped. So two ASCII tokens of one shape get their placeholders at the same places
 # (tests/unit/test_templating_shapes.py checks this and the rules' digit classes).
+_FLAT = str.maketrans("0123456789", "0000000000")
+_EXACT = str.maketrans("0123456789", "0121222222")
+_OCTET_RUN = re.compile(r"(?<![0-9])(?:1[0-9][0-9]|2[0-4][0-9]|25[0-5])(?![0-9])")
+
 # Digit shapes remembered at most (fewer than tokens: many tokens share one shape).
 _SHAPE_MEMO_SIZE = 50_000
 # Recent whole lines: at most this many, of at most this many characters each.
 _LINE_MEMO_SIZE = 8192
 _LINE_MEMO_CHARS = 512
-
-_FLAT = str.maketrans("0123456789", "0000000000")
-_EXACT = str.maketrans("0123456789", "0121222222")
-_OCTET_RUN = re.compile(r"(?<![0-9])(?:1[0-9][0-9]|2[0-4][0-9]|25[0-5])(?![0-9])")
 
 
 class Masker:
@@ -154,7 +154,7 @@ class Masker:
         num = next((r for r in self.rules if r.name == "num"), None)
         self._digits = num.placeholder if builtin and num is not None else None
         self._maybe = _MAYBE_VARIABLE if builtin else None
-        # Placeholder spans per digit shape (see _SHAPE); built-in rules only.
+        # Placeholder spans per digit shape (_FLAT/_EXACT above); built-in rules only.
         self._shapes: dict[str, _Spans] | None = {} if builtin else None
 
     def mask(self, text: str, tokens: Sequence[str] | None = None) -> MaskedLine:
