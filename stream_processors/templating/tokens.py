@@ -108,10 +108,11 @@ def conflicting(a: str, b: str) -> bool:
     ``CONTAINER_REMOTE_CLEANUP`` are values of one field, and ``chdir(pwd)`` /
     ``chdir(<PATH>)`` one call (measured on Loghub: judging them lost more than it won).
     """
-    if _words_conflict(a, b):
-        return True
-    if _case(a) or _case(b):
-        return False
+    ca, cb = _case(a), _case(b)
+    if ca and cb:
+        return ca != cb or ca == "CAPS"
+    if ca or cb:
+        return ("<" in a) != ("<" in b)
     prefix, suffix = _prefix(a, b), _suffix(a, b)
     if not prefix and not suffix:
         return False
@@ -120,12 +121,3 @@ def conflicting(a: str, b: str) -> bool:
         return False
     ma, mb = a[len(prefix) : len(a) - len(suffix)], b[len(prefix) : len(b) - len(suffix)]
     return (not ma or not mb) and (ma or mb).isalpha()
-
-
-def _words_conflict(a: str, b: str) -> bool:
-    ca, cb = _case(a), _case(b)
-    if ca and cb:
-        return ca != cb or ca == "CAPS"
-    if ca or cb:
-        return ("<" in a) != ("<" in b)
-    return False
