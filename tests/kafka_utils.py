@@ -41,6 +41,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def delete_redis_keys(url: str, pattern: str) -> None:
+    """Delete the keys matching ``pattern`` (a SCAN glob) from the Redis at ``url``."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=pattern))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 def read_topic(topic: str, timeout: float = 15.0) -> list[tuple[bytes | None, bytes | None]]:
     """Every (key, value) on ``topic`` from the beginning to the current end."""
     c = Consumer(

@@ -14,6 +14,7 @@ import redis
 from seismo.local.redis import redis_answers
 from seismo.settings import Settings
 from stream_processors.embed import CachedEmbedder, HashEmbedder, NoveltyIndex
+from tests.kafka_utils import delete_redis_keys
 
 pytestmark = pytest.mark.redis
 
@@ -30,11 +31,7 @@ def redis_url() -> str:
 def namespace(redis_url: str) -> Iterator[str]:
     name = f"seismo:test-embed:{uuid.uuid4().hex}"
     yield name
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{name}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    delete_redis_keys(redis_url, f"{name}:*")
 
 
 def unused_port_url() -> str:

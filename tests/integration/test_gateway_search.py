@@ -14,7 +14,6 @@ import anyio
 import anyio.to_thread
 import httpx
 import pytest
-import redis
 from confluent_kafka import Producer
 from mcp import Client
 
@@ -22,7 +21,7 @@ from schemas.codec import codec_for
 from schemas.models import Event
 from seismo.local.redis import redis_answers
 from seismo.topics import ensure_topics
-from tests.kafka_utils import Env, free_port, stop, wait_healthy
+from tests.kafka_utils import Env, delete_redis_keys, free_port, stop, wait_healthy
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 
@@ -38,11 +37,7 @@ def env(seismo_env: Env) -> Iterator[Env]:
     seismo_env.extra.update({"SEISMO_EMBEDDER": "minilm", "SEISMO_SEARCH_LOOKBACK_S": str(LOOKBACK_S)})
     yield seismo_env
     # the gateway cached the vectors of this run's (unique) template ids: remove them
-    client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=f"seismo:embed:*:T{seismo_env.run}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    delete_redis_keys(url, f"seismo:embed:*:T{seismo_env.run}*")
 
 
 def publish(env: Env) -> tuple[int, dict[str, str]]:
