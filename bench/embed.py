@@ -52,7 +52,7 @@ from stream_processors.embed import (
     TorchEmbedder,
     torch_available,
 )
-from stream_processors.templating import TemplateRegistry, loghub_format
+from stream_processors.normalize.templating import TemplateRegistry, loghub_format
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from pathlib import Path
 from models.base import Features
 from models.hdfs_blocks import block_sessions, chronological_split
 from models.session import SessionInvariants
-from stream_processors.templating import TemplateMiner, loghub_format
+from stream_processors.normalize.templating import TemplateMiner, loghub_format
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hdfs"
 SESSIONS_CSV = "HDFS_100k_sessions.csv"

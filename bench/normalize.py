@@ -51,8 +51,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from schemas.models import Event, EventKind, Severity, Source
-from stream_processors.normalizer import Normalizer, NormalizerConfig
-from stream_processors.templating.loghub import loghub_format
+from stream_processors.normalize.normalizer import Normalizer, NormalizerConfig
+from stream_processors.normalize.templating.loghub import loghub_format
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 PHASES = ("cold", "warm")

@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stream_processors.redaction import RedactionConfig, Redactor  # noqa: E402
-from stream_processors.redaction_screen import ScreeningRedactor  # noqa: E402
+from stream_processors.normalize.redaction import RedactionConfig, Redactor  # noqa: E402
+from stream_processors.normalize.screen import ScreeningRedactor  # noqa: E402
 
 CORPUS = ROOT / "tests" / "data" / "redaction"
 
@@ -103,8 +103,8 @@ def screened_seconds(redactor: Redactor, lines: Sequence[str], repeat: int) -> t
 
 
 def compare_miner(redactor: Redactor, lines: Sequence[str], repeat: int) -> None:
-    from stream_processors.templating.masking import Masker
-    from stream_processors.templating.miner import TemplateMiner
+    from stream_processors.normalize.templating.masking import Masker
+    from stream_processors.normalize.templating.miner import TemplateMiner
 
     def run(with_redaction: bool) -> float:
         best = float("inf")

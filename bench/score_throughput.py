@@ -51,9 +51,9 @@ from schemas.codec import codec_for
 from schemas.models import Event
 from seismo.settings import Settings
 from seismo.topics import Topics, ensure_topics
-from stream_processors.observation import Observation
-from stream_processors.score import Scorer
-from stream_processors.state import RedisStateStore
+from stream_processors.runtime.state import RedisStateStore
+from stream_processors.score.observation import Observation
+from stream_processors.score.scorer import Scorer
 
 T0 = datetime(2024, 6, 3, tzinfo=UTC)
 TEMPLATES = ("GET /api/<*> 200 in <NUM>ms", "cache miss for key <HEX>", "worker <NUM> heartbeat")

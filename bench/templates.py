@@ -32,10 +32,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stream_processors.templating.exceptions import UnknownLogFormat
-from stream_processors.templating.loghub import loghub_format
-from stream_processors.templating.masking import Masker
-from stream_processors.templating.miner import TemplateMiner
+from stream_processors.normalize.templating.exceptions import UnknownLogFormat
+from stream_processors.normalize.templating.loghub import loghub_format
+from stream_processors.normalize.templating.masking import Masker
+from stream_processors.normalize.templating.miner import TemplateMiner
 
 _PLACEHOLDER = re.compile(r"<\*>|<[A-Z][A-Z0-9_]*>")
 

@@ -3,7 +3,7 @@
 HDFS logs interleave many blocks; a *session* is every line that names one block
 (``blk_-?\\d+``), in input order, as in Loghub/loglizer. :func:`block_sessions` reads
 lines once, hands each line's content to a caller-supplied ``template`` function (in
-``bench/hdfs.py`` Seismo's online :class:`~stream_processors.templating.TemplateMiner`)
+``bench/hdfs.py`` Seismo's online :class:`~stream_processors.normalize.templating.TemplateMiner`)
 and files the returned template id under every distinct block id the *raw* content
 names (the miner masks ids to ``<ID>``, so they are taken before masking). Lines that
 name no block are still mined -- the miner sees the whole stream, as in production --

@@ -118,7 +118,7 @@ def worker(
     ] = "all",
 ) -> None:
     """Run the stream processors (normalize → correlate, and score) until Ctrl-C."""
-    from stream_processors.worker import ROLES, run_worker
+    from stream_processors.runtime.worker import ROLES, run_worker
 
     for choice in ROLES:
         if role == choice:

@@ -77,8 +77,8 @@ def run_templates(file: Path, fmt: str, out: Path | None, err: Console) -> str:
 
     Raises CommandError for an unknown format before reading the file.
     """
-    from stream_processors.templating.exceptions import UnknownLogFormat
-    from stream_processors.templating.offline import CSV_HEADER, resolve_format, templates_offline
+    from stream_processors.normalize.templating.exceptions import UnknownLogFormat
+    from stream_processors.normalize.templating.offline import CSV_HEADER, resolve_format, templates_offline
 
     try:
         resolve_format(fmt)

@@ -9,13 +9,13 @@ agent is a thin loop around a pure step:
   before an event that changed them is sent) and forwards the result to
   ``seismo.events.enriched`` (key = service, so order per service is kept);
 * **correlate** reads ``seismo.events.enriched``, folds each event into the
-  service's state (a :class:`~stream_processors.state.StateStore`, Redis in
+  service's state (a :class:`~stream_processors.runtime.state.StateStore`, Redis in
   production) with :func:`stream_processors.correlate.apply`, and publishes
   changed incidents to the compacted ``seismo.incidents`` topic keyed by id;
 * **score** reads ``seismo.events.enriched`` too, in its own consumer group and
-  process: :mod:`stream_processors.score_runtime` (confluent-kafka batches; a
+  process: :mod:`stream_processors.score.adapter` (confluent-kafka batches; a
   Faust agent could not reach its throughput target).
-  :func:`stream_processors.worker.run_worker` starts it
+  :func:`stream_processors.runtime.worker.run_worker` starts it
   beside the Faust app unless told to run one role only.
 
 Delivery: an incident update is acknowledged by the broker *before* the state
@@ -43,13 +43,13 @@ from schemas.exceptions import SchemaError
 from schemas.models import DeadLetter, Event
 from seismo.settings import Settings
 from seismo.topics import Topics
-from stream_processors.correlate import CorrelateConfig, ServiceState, apply
-from stream_processors.enrich import novelty_step
+from stream_processors.correlate.logic import CorrelateConfig, ServiceState, apply
 from stream_processors.exceptions import InvalidEvent
-from stream_processors.mask_config import load_masker
-from stream_processors.normalize import NormalizeStep
-from stream_processors.normalizer import Normalizer
-from stream_processors.state import MemoryStateStore, RedisStateStore, StateStore
+from stream_processors.normalize.durable import NormalizeStep
+from stream_processors.normalize.mask_config import load_masker
+from stream_processors.normalize.normalizer import Normalizer
+from stream_processors.normalize.novelty import novelty_step
+from stream_processors.runtime.state import MemoryStateStore, RedisStateStore, StateStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

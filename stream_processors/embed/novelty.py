@@ -23,7 +23,7 @@ VERSION = 1
 META = "novelty.json"
 
 if TYPE_CHECKING:
-    from stream_processors.templating import TemplateRegistry
+    from stream_processors.normalize.templating import TemplateRegistry
 
 
 class _Service:
@@ -167,7 +167,8 @@ class NoveltyIndex:
 
 def registry_templates(registry: TemplateRegistry) -> list[tuple[str, str, str]]:
     """``(service, template_id, text)`` of every template of a
-    :class:`~stream_processors.templating.TemplateRegistry`, for :meth:`NoveltyIndex.rebuild_from`."""
+    :class:`~stream_processors.normalize.templating.TemplateRegistry`,
+    for :meth:`NoveltyIndex.rebuild_from`."""
     out: list[tuple[str, str, str]] = []
     for service in registry.services():
         for cid, cluster in registry.miner(service).clusters.items():

@@ -10,7 +10,7 @@ import pytest
 
 from seismo.local.redis import redis_answers
 from seismo.settings import Settings
-from stream_processors.state import MemoryStateStore, RedisStateStore, StateStore
+from stream_processors.runtime.state import MemoryStateStore, RedisStateStore, StateStore
 
 
 def _redis_url() -> str:

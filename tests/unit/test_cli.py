@@ -153,7 +153,7 @@ def test_templates_on_a_big_file_keeps_the_progress_bar_out_of_the_csv(
 
 @pytest.mark.parametrize("fmt", ["loghub:NoSuchSystem", "json", "loghub:"])
 def test_an_unknown_format_exits_2_listing_the_16_supported_systems(tmp_path: Path, fmt: str) -> None:
-    from stream_processors.templating.loghub import loghub_systems
+    from stream_processors.normalize.templating.loghub import loghub_systems
 
     log = tmp_path / "a.log"
     log.write_text("hello\n", "utf-8")

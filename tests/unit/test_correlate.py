@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from schemas.models import Event, Incident, IncidentStatus
-from stream_processors.correlate import CorrelateConfig, ServiceState, apply
+from stream_processors.correlate.logic import CorrelateConfig, ServiceState, apply
 from stream_processors.exceptions import InvalidEvent
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

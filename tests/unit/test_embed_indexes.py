@@ -15,7 +15,7 @@ from stream_processors.embed import (
     NoveltyIndex,
     registry_templates,
 )
-from stream_processors.templating import TemplateRegistry
+from stream_processors.normalize.templating import TemplateRegistry
 
 EMB = HashEmbedder(dim=32)
 

@@ -6,8 +6,8 @@ import anyio
 
 from schemas.models import Event
 from stream_processors.embed import CachedEmbedder, HashEmbedder, NoveltyIndex
-from stream_processors.enrich import NoveltyStep
-from stream_processors.normalizer import Normalizer
+from stream_processors.normalize.normalizer import Normalizer
+from stream_processors.normalize.novelty import NoveltyStep
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

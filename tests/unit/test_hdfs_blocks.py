@@ -6,7 +6,7 @@ import pytest
 
 from models.hdfs_blocks import BlockSession, block_ids, block_sessions, chronological_split
 from models.session import SessionInvariants
-from stream_processors.templating import TemplateMiner, loghub_format
+from stream_processors.normalize.templating import TemplateMiner, loghub_format
 
 HEADER = "081109 2035{s:02d} {pid} INFO dfs.{comp}: "
 

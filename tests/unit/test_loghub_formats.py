@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stream_processors.templating.exceptions import UnknownLogFormat
-from stream_processors.templating.loghub import (
+from stream_processors.normalize.templating.exceptions import UnknownLogFormat
+from stream_processors.normalize.templating.loghub import (
     LOGHUB_FORMATS,
     compile_format,
     loghub_format,

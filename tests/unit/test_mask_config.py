@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from schemas.models import Event
-from stream_processors.mask_config import MaskRulesError, load_masker
-from stream_processors.normalizer import Normalizer
+from stream_processors.normalize.mask_config import MaskRulesError, load_masker
+from stream_processors.normalize.normalizer import Normalizer
 
 
 def ev(i: int, message: str) -> Event:

@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 
 from schemas.models import Event
-from stream_processors.normalize import (
+from stream_processors.normalize.durable import (
     CheckpointPolicy,
     NormalizeStep,
     decode_state,
     encode_state,
     state_key,
 )
-from stream_processors.normalizer import Normalizer
-from stream_processors.state import MemoryStateStore
-from stream_processors.templating import InvalidState
+from stream_processors.normalize.normalizer import Normalizer
+from stream_processors.normalize.templating import InvalidState
+from stream_processors.runtime.state import MemoryStateStore
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from schemas.models import Event
-from stream_processors.normalizer import Normalizer, NormalizerConfig, plain_template_id
-from stream_processors.redaction import Redactor
-from stream_processors.redaction_screen import ScreeningRedactor
-from stream_processors.templating import Change
+from stream_processors.normalize.normalizer import Normalizer, NormalizerConfig, plain_template_id
+from stream_processors.normalize.redaction import Redactor
+from stream_processors.normalize.screen import ScreeningRedactor
+from stream_processors.normalize.templating import Change
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "redaction"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -302,7 +302,7 @@ def test_a_relearned_template_gets_its_old_id_back() -> None:
 
 
 def test_a_corrupt_snapshot_is_refused_and_leaves_the_miner_as_it_was() -> None:
-    from stream_processors.templating import InvalidState
+    from stream_processors.normalize.templating import InvalidState
 
     normalizer = Normalizer()
     before = ids(normalizer, STREAM[:2])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stream_processors.redaction import (
+from stream_processors.normalize.redaction import (
     Finding,
     Redacted,
     RedactionConfig,
@@ -16,7 +16,7 @@ from stream_processors.redaction import (
     luhn_ok,
     shannon_entropy,
 )
-from stream_processors.redaction.entropy import digits_may_decide, looks_random
+from stream_processors.normalize.redaction.entropy import digits_may_decide, looks_random
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "redaction"
 REDACTOR = Redactor()

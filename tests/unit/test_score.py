@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from schemas.codec import codec_for
 from schemas.models import Anomaly, Event
-from stream_processors.score import ScoreConfig, Scorer, ServiceScore
+from stream_processors.score.scorer import ScoreConfig, Scorer, ServiceScore
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 

@@ -15,7 +15,7 @@ from producers.ingest import parse_line
 from producers.simulate import GroundTruth, simulate, write_simulation
 from producers.simulate_faults import FaultKind
 from schemas.models import Event
-from stream_processors.correlate import CorrelateConfig, ServiceState, apply
+from stream_processors.correlate.logic import CorrelateConfig, ServiceState, apply
 
 START = datetime(2024, 5, 14, 8, 0, tzinfo=UTC)
 

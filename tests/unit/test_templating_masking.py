@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from stream_processors.templating.exceptions import InvalidMaskRule
-from stream_processors.templating.masking import Masker, Param, mask, with_rules
-from stream_processors.templating.rules import rule
+from stream_processors.normalize.templating.exceptions import InvalidMaskRule
+from stream_processors.normalize.templating.masking import Masker, Param, mask, with_rules
+from stream_processors.normalize.templating.rules import rule
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,7 @@ def test_masking_twice_gives_the_same_result_whatever_the_memo() -> None:
 
 
 def test_repeated_lines_come_from_a_bounded_line_memo_with_the_same_result() -> None:
-    from stream_processors.templating import masking
+    from stream_processors.normalize.templating import masking
 
     masker = Masker()
     lines = [f"user u{i % 97} logged in from 10.0.{i % 7}.{i % 250} after {i} ms" for i in range(20_000)]

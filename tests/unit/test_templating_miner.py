@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from stream_processors.templating.exceptions import InvalidState, UnknownLogFormat
-from stream_processors.templating.masking import Param
-from stream_processors.templating.miner import Change, MinerConfig, TemplateMiner
-from stream_processors.templating.offline import CSV_HEADER, templates_offline
-from stream_processors.templating.registry import TemplateRegistry
+from stream_processors.normalize.templating.exceptions import InvalidState, UnknownLogFormat
+from stream_processors.normalize.templating.masking import Param
+from stream_processors.normalize.templating.miner import Change, MinerConfig, TemplateMiner
+from stream_processors.normalize.templating.offline import CSV_HEADER, templates_offline
+from stream_processors.normalize.templating.registry import TemplateRegistry
 
 STREAM = [
     "Invalid user alice from 10.0.0.1",

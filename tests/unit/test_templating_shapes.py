@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from stream_processors.templating.masking import Masker, _apply
-from stream_processors.templating.rules import DEFAULT_RULES
+from stream_processors.normalize.templating.masking import Masker, _apply
+from stream_processors.normalize.templating.rules import DEFAULT_RULES
 
 _parser: Any = pytest.importorskip("re._parser")
 _constants: Any = pytest.importorskip("re._constants")
@@ -138,8 +138,8 @@ def test_whole_lines_mask_the_same_whatever_the_memos_hold() -> None:
 
 
 def test_custom_rule_sets_never_use_shapes() -> None:
-    from stream_processors.templating.masking import with_rules
-    from stream_processors.templating.rules import rule
+    from stream_processors.normalize.templating.masking import with_rules
+    from stream_processors.normalize.templating.rules import rule
 
     masker = with_rules([rule("code", r"E7\d\d", "<CODE>")])
     assert masker._shapes is None

@@ -1,7 +1,7 @@
 """``seismo worker``: the Faust agents and the score runtime, together or one role at a time.
 
 * ``stream`` — the Faust app (normalize → correlate), :func:`stream_processors.app.create_app`;
-* ``score`` — :class:`stream_processors.score_runtime.ScoreRuntime`;
+* ``score`` — :class:`stream_processors.score.adapter.ScoreRuntime`;
 * ``all`` (the default) — ``stream`` in this process and ``score`` in a child
   process (one core each; the GIL would make them share one).  The child gets
   SIGTERM when this process dies, however it dies; if the child exits on its own,
@@ -35,7 +35,7 @@ _PR_SET_PDEATHSIG = 1
 def run_score_worker(settings: Settings) -> None:
     """Run the score runtime until SIGINT/SIGTERM, then checkpoint and return."""
     from stream_processors.app import state_store
-    from stream_processors.score_runtime import ScoreRuntime
+    from stream_processors.score.adapter import ScoreRuntime
 
     runtime = ScoreRuntime(settings, state_store(settings))
     for sig in (signal.SIGINT, signal.SIGTERM):

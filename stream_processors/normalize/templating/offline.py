@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from stream_processors.templating.exceptions import UnknownLogFormat
-from stream_processors.templating.loghub import LogFormat, loghub_format, loghub_systems
-from stream_processors.templating.miner import MinerConfig, TemplateMiner
+from stream_processors.normalize.templating.exceptions import UnknownLogFormat
+from stream_processors.normalize.templating.loghub import LogFormat, loghub_format, loghub_systems
+from stream_processors.normalize.templating.miner import MinerConfig, TemplateMiner
 
 
 class TemplateRow(NamedTuple):

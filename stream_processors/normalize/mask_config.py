@@ -21,10 +21,10 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from seismo.files import StructuredFileError, read_structured
-from stream_processors.templating import Masker
-from stream_processors.templating.exceptions import InvalidMaskRule
-from stream_processors.templating.masking import with_rules
-from stream_processors.templating.rules import MaskRule, rule
+from stream_processors.normalize.templating import Masker
+from stream_processors.normalize.templating.exceptions import InvalidMaskRule
+from stream_processors.normalize.templating.masking import with_rules
+from stream_processors.normalize.templating.rules import MaskRule, rule
 
 
 class MaskRulesError(ValueError):

@@ -7,10 +7,10 @@ the same template in two services has the same id; key results by (service, id).
 
 from __future__ import annotations
 
-from stream_processors.templating import state
-from stream_processors.templating.exceptions import InvalidState
-from stream_processors.templating.masking import Masker, default_masker
-from stream_processors.templating.miner import MatchResult, MinerConfig, TemplateMiner
+from stream_processors.normalize.templating import state
+from stream_processors.normalize.templating.exceptions import InvalidState
+from stream_processors.normalize.templating.masking import Masker, default_masker
+from stream_processors.normalize.templating.miner import MatchResult, MinerConfig, TemplateMiner
 
 REGISTRY_FORMAT = "seismo.templating.registry"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from stream_processors.templating.exceptions import UnknownLogFormat
+from stream_processors.normalize.templating.exceptions import UnknownLogFormat
 
 LOGHUB_FORMATS: dict[str, str] = {
     "HDFS": "<Date> <Time> <Pid> <Level> <Component>: <Content>",

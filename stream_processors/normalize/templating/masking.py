@@ -16,8 +16,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from stream_processors.templating.exceptions import InvalidMaskRule
-from stream_processors.templating.rules import DEFAULT_RULES, MaskRule
+from stream_processors.normalize.templating.exceptions import InvalidMaskRule
+from stream_processors.normalize.templating.rules import DEFAULT_RULES, MaskRule
 
 
 class Param(NamedTuple):

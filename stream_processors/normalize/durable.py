@@ -1,7 +1,7 @@
 """The normalize step with durable templates: a :class:`Normalizer` behind a StateStore.
 
 :class:`NormalizeStep` is what the Faust agent calls. On the first event of a service it
-loads that service's miner from the :class:`~stream_processors.state.StateStore` (key
+loads that service's miner from the :class:`~stream_processors.runtime.state.StateStore` (key
 ``normalize:{service}``, value ``{"format", "version", "miner": base64 snapshot}``), so
 a restarted or rebalanced worker keeps its template ids.
 
@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas.models import Event
-from stream_processors.normalizer import Normalized, Normalizer
-from stream_processors.state import StateStore
-from stream_processors.templating import Change, InvalidState
+from stream_processors.normalize.normalizer import Normalized, Normalizer
+from stream_processors.normalize.templating import Change, InvalidState
+from stream_processors.runtime.state import StateStore
 
 log = logging.getLogger(__name__)
 

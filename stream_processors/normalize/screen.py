@@ -1,4 +1,4 @@
-"""A screen in front of the :class:`~stream_processors.redaction.Redactor`.
+"""A screen in front of the :class:`~stream_processors.normalize.redaction.Redactor`.
 
 Almost every log line holds no secret, and the redactor's cost on such a line is its
 whole-line scans (token runs, card numbers) plus the literal pre-filters. The screen
@@ -23,7 +23,7 @@ digits, which every test does as "a digit" but three:
   2-6 digits made ``2``, which is all ``CARD_HINT`` looks at.
 * The token-run detector judges a run (``RUN_MIN`` or more) that has a capital by
   entropy and base64 decoding: a line with such a run whose verdict its digits may
-  change (:func:`~stream_processors.redaction.entropy.digits_may_decide`) gives no
+  change (:func:`~stream_processors.normalize.redaction.entropy.digits_may_decide`) gives no
   shape. A run with no digit is the same text in every line of the shape, and vendor
   tokens and AWS key ids are found by character classes.
 * The ``0x`` of a hexadecimal value: the same function leaves that to the digits.
@@ -71,10 +71,10 @@ import re
 import string
 from collections.abc import Iterable
 
-from stream_processors.redaction import Redacted, Redactor, SecretKind
-from stream_processors.redaction import detectors as d
-from stream_processors.redaction import patterns as p
-from stream_processors.redaction.entropy import digits_may_decide
+from stream_processors.normalize.redaction import Redacted, Redactor, SecretKind
+from stream_processors.normalize.redaction import detectors as d
+from stream_processors.normalize.redaction import patterns as p
+from stream_processors.normalize.redaction.entropy import digits_may_decide
 
 # The redactor's pre-filter literals (see Redactor.redact), searched in the lowered
 # token (so "eyJ" and "-----BEGIN" match a little more than they need to), with "://"
@@ -353,7 +353,7 @@ class ScreeningRedactor:
     def _undecided(self, run: str) -> bool:
         """True when the token-run detector may judge a run of the shape of ``run`` (a run
         with a capital, which it passes) otherwise: only by entropy, when the digits
-        decide (see :func:`~stream_processors.redaction.entropy.digits_may_decide`).
+        decide (see :func:`~stream_processors.normalize.redaction.entropy.digits_may_decide`).
         Vendor tokens and AWS ids it finds by character classes, the same in a shape."""
         return self._entropy_min is not None and len(run) >= self._entropy_min and digits_may_decide(run)
 

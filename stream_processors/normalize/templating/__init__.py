@@ -4,18 +4,18 @@ Pure logic, no Kafka: an adapter feeds lines to :class:`TemplateRegistry` (one m
 per service) and publishes the :class:`MatchResult` it gets back.
 """
 
-from stream_processors.templating.exceptions import (
+from stream_processors.normalize.templating.exceptions import (
     InvalidMaskRule,
     InvalidState,
     TemplatingError,
     UnknownLogFormat,
 )
-from stream_processors.templating.loghub import LOGHUB_FORMATS, LogFormat, loghub_format
-from stream_processors.templating.masking import MaskedLine, Masker, Param, mask, with_rules
-from stream_processors.templating.miner import Change, MatchResult, MinerConfig, TemplateMiner
-from stream_processors.templating.offline import TemplateRow, templates_offline
-from stream_processors.templating.registry import TemplateRegistry
-from stream_processors.templating.rules import DEFAULT_RULES, MaskRule, rule
+from stream_processors.normalize.templating.loghub import LOGHUB_FORMATS, LogFormat, loghub_format
+from stream_processors.normalize.templating.masking import MaskedLine, Masker, Param, mask, with_rules
+from stream_processors.normalize.templating.miner import Change, MatchResult, MinerConfig, TemplateMiner
+from stream_processors.normalize.templating.offline import TemplateRow, templates_offline
+from stream_processors.normalize.templating.registry import TemplateRegistry
+from stream_processors.normalize.templating.rules import DEFAULT_RULES, MaskRule, rule
 
 __all__ = [
     "DEFAULT_RULES",

@@ -12,7 +12,7 @@ The loop (``run`` blocks until :meth:`ScoreRuntime.stop`):
 2. load the states of services not seen since the last assignment, in one
    round trip (``StateStore.load_many``);
 3. decode each message (:meth:`~schemas.codec.AvroCodec.decode_plain` →
-   :class:`~stream_processors.observation.Observation`), fold it in, queue its
+   :class:`~stream_processors.score.observation.Observation`), fold it in, queue its
    anomalies on ``seismo.anomalies`` (key = service); a message that cannot be
    decoded or scored goes to ``seismo.dlq`` with the reason;
 4. every ``checkpoint_s``, whenever a fetch comes back short (the loop caught up
@@ -45,9 +45,9 @@ from schemas.models import DeadLetter
 from seismo.settings import Settings
 from seismo.topics import Topics
 from stream_processors.exceptions import InvalidEvent
-from stream_processors.observation import Observation
-from stream_processors.score import ScoreConfig, Scorer, ServiceScore
-from stream_processors.state import StateStore
+from stream_processors.runtime.state import StateStore
+from stream_processors.score.observation import Observation
+from stream_processors.score.scorer import ScoreConfig, Scorer, ServiceScore
 
 log = logging.getLogger(__name__)
 COMPONENT = "score"

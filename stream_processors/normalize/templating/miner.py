@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, NamedTuple
 
-from stream_processors.templating import state
-from stream_processors.templating.masking import MaskedLine, Masker, Param, default_masker
-from stream_processors.templating.tokens import (
+from stream_processors.normalize.templating import state
+from stream_processors.normalize.templating.masking import MaskedLine, Masker, Param, default_masker
+from stream_processors.normalize.templating.tokens import (
     WILDCARD,
     Wild,
     conflicting,
@@ -111,7 +111,7 @@ class TemplateMiner:
         """Replace this miner's templates with those of :meth:`save_state` output.
 
         The miner then continues exactly as the saved one would have. Raises
-        :class:`~stream_processors.templating.exceptions.InvalidState` (miner
+        :class:`~stream_processors.normalize.templating.exceptions.InvalidState` (miner
         unchanged) on corrupt bytes or a snapshot taken with another similarity.
         """
         self.restore(state.decode(blob))

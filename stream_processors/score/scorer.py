@@ -36,7 +36,7 @@ from typing import Any
 from models.features_events import Baseline, Ref, Window, calendar, window_start
 from models.series import MetricDetector, ScoredPoint
 from schemas.models import Anomaly, Event, Severity
-from stream_processors.observation import Observation
+from stream_processors.score.observation import Observation
 
 _US = 1_000_000
 

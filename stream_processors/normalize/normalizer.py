@@ -8,7 +8,7 @@
   ``service``, ``entity`` and ``metric`` are identifiers and pass unchanged;
 * ``template`` and ``template_id`` are filled: log-like kinds (``log``, ``event``,
   ``error``, ``alert`` by default) go through the service's online
-  :class:`~stream_processors.templating.TemplateMiner` (semantic placeholders, then
+  :class:`~stream_processors.normalize.templating.TemplateMiner` (semantic placeholders, then
   mining); other kinds (metrics) keep their redacted message as template with an id
   hashed from it.
 
@@ -18,16 +18,16 @@ template that gains a wildcard keeps its id. Ids are per service (the same text 
 services has the same id): key anything by ``(service, template_id)``.
 
 Redaction is cheap on the hot path: an ASCII message is split once, the
-:class:`~stream_processors.redaction_screen.ScreeningRedactor` passes it when a line of
+:class:`~stream_processors.normalize.screen.ScreeningRedactor` passes it when a line of
 its shape (its digits aside) is known clean (one look-up) or its own checks find no
 trigger, and the same tokens go on to the masker; only a line that may hold a secret
 pays for the full redactor. Attributes seen before and known clean cost one set test per
-event. The output is exactly that of the plain :class:`~stream_processors.redaction.Redactor`
+event. The output is exactly that of the plain :class:`~stream_processors.normalize.redaction.Redactor`
 (the unit tests compare them).
 
 Pure and synchronous: no Kafka, no I/O. Not thread-safe (miners and memos are
 mutable); one instance per worker process. Persistence of the miners is the caller's
-(:meth:`snapshot` / :meth:`restore`, used by :mod:`stream_processors.normalize`).
+(:meth:`snapshot` / :meth:`restore`, used by :mod:`stream_processors.normalize.durable`).
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from schemas.models import Event, EventKind
-from stream_processors.redaction import Redactor, SecretKind
-from stream_processors.redaction import detectors as d
-from stream_processors.redaction_screen import ScreeningRedactor
-from stream_processors.templating import Change, Masker, MinerConfig, TemplateMiner
+from stream_processors.normalize.redaction import Redactor, SecretKind
+from stream_processors.normalize.redaction import detectors as d
+from stream_processors.normalize.screen import ScreeningRedactor
+from stream_processors.normalize.templating import Change, Masker, MinerConfig, TemplateMiner
 
 LOG_LIKE: frozenset[EventKind] = frozenset({EventKind.LOG, EventKind.EVENT, EventKind.ERROR, EventKind.ALERT})
 # A finding of these kinds right after "key=" means the key names a secret.
@@ -111,7 +111,7 @@ class Normalizer:
     def restore(self, service: str, blob: bytes) -> None:
         """Replace the templates of ``service`` with a :meth:`snapshot`.
 
-        Raises :class:`~stream_processors.templating.InvalidState` on corrupt bytes or a
+        Raises :class:`~stream_processors.normalize.templating.InvalidState` on corrupt bytes or a
         snapshot taken with another similarity; the service's miner is then unchanged.
         """
         self.miner(service).load_state(blob)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from stream_processors.templating.exceptions import InvalidMaskRule
+from stream_processors.normalize.templating.exceptions import InvalidMaskRule
 
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
 

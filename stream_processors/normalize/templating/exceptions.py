@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 class TemplatingError(Exception):
-    """Base class of every error raised by ``stream_processors.templating``."""
+    """Base class of every error raised by ``stream_processors.normalize.templating``."""
 
 
 class UnknownLogFormat(TemplatingError, KeyError):

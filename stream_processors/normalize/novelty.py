@@ -23,7 +23,7 @@ from schemas.models import Event, EventKind
 if TYPE_CHECKING:
     from seismo.settings import Settings
     from stream_processors.embed import CachedEmbedder, NoveltyIndex
-    from stream_processors.normalizer import Normalizer
+    from stream_processors.normalize.normalizer import Normalizer
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from stream_processors.templating.exceptions import InvalidState
+from stream_processors.normalize.templating.exceptions import InvalidState
 
 if TYPE_CHECKING:
-    from stream_processors.templating.miner import Cluster, TemplateMiner
+    from stream_processors.normalize.templating.miner import Cluster, TemplateMiner
 
 FORMAT = "seismo.templating.miner"
 VERSION = 1
@@ -43,7 +43,7 @@ def restore(miner: TemplateMiner, data: dict[str, Any]) -> list[Cluster]:
 
     Raises :class:`InvalidState` when ``data`` is not a snapshot of a known version.
     """
-    from stream_processors.templating.miner import Cluster
+    from stream_processors.normalize.templating.miner import Cluster
 
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InvalidState("not a Seismo template-miner snapshot")
