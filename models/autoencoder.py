@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from models.microbatch import Matrix, MicroBatchDetector
+from models.state import Document, StateError, pack, pack_matrix, unpack, unpack_matrix
 
 Layers = list[tuple[Matrix, Matrix]]
 """``(weight, bias)`` of each linear layer; weight is ``(out, in)`` as in torch."""
@@ -127,6 +128,27 @@ class AutoEncoderDetector(MicroBatchDetector):
         self._mean: Matrix = np.zeros(0)
         self._scale: Matrix = np.ones(0)
         self._errors: Matrix = np.zeros(0)  # the window's reconstruction errors, sorted
+
+    STATE_FORMAT = "seismo.autoencoder"
+
+    def _dump_model(self) -> Document:
+        return {
+            "layers": [[pack_matrix(w), pack(b)] for w, b in self._layers],
+            "mean": pack(self._mean), "scale": pack(self._scale), "errors": pack(self._errors),
+        }
+
+    def _load_model(self, state: Document) -> None:
+        layers: Layers = [(unpack_matrix(w, 2), unpack(b)) for w, b in state["layers"]]
+        d = len(self.columns)
+        width = d
+        for weight, bias in layers:
+            if weight.shape[1] != width or bias.shape != (weight.shape[0],):
+                raise StateError("autoencoder layers do not chain")
+            width = weight.shape[0]
+        mean, scale, errors = unpack(state["mean"]), unpack(state["scale"]), unpack(state["errors"])
+        if width != d or len(mean) != d or len(scale) != d or not len(errors):
+            raise StateError(f"an autoencoder state that does not fit {d} columns")
+        self._layers, self._mean, self._scale, self._errors = layers, mean, scale, errors
 
     def _errors_of(self, z: Matrix) -> Matrix:
         return np.asarray(np.mean((reconstruct(self._layers, z) - z) ** 2, axis=1), dtype=np.float64)

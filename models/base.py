@@ -10,8 +10,7 @@ baseline that already contains it.
 from __future__ import annotations
 
 import math
-import pickle
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 Features = dict[str, float]
 
@@ -33,26 +32,19 @@ class Detector(Protocol):
         """Score ``x`` against the current baseline without changing it."""
 
     def save_state(self) -> bytes:
-        """Serialize the learned state (not the hyperparameters' identity)."""
+        """The learned state as data (JSON, see :mod:`models.state`), not the hyperparameters."""
 
     def load_state(self, state: bytes) -> None:
-        """Replace the learned state with one produced by ``save_state``."""
+        """Replace the learned state with one produced by ``save_state``.
 
+        Raises :class:`models.state.StateError` for bytes it cannot restore; it never
+        executes anything found in them."""
 
-class PickleStateMixin:
-    """``save_state``/``load_state`` through pickle of the instance dictionary.
+    def to_state(self) -> dict[str, object]:
+        """``save_state`` as a JSON-ready document (format name, version, state)."""
 
-    The bytes are trusted: they come from this process or from our own changelog
-    topic.  Never feed ``load_state`` bytes from an untrusted source.
-    """
-
-    def save_state(self) -> bytes:
-        return pickle.dumps(self.__dict__, protocol=pickle.HIGHEST_PROTOCOL)
-
-    def load_state(self, state: bytes) -> None:
-        loaded: dict[str, Any] = pickle.loads(state)  # trusted bytes, see the class doc
-        self.__dict__.clear()
-        self.__dict__.update(loaded)
+    def from_state(self, doc: object) -> None:
+        """``load_state`` of a document from ``to_state``; raises ``StateError``."""
 
 
 def finite(value: float, default: float = 0.0) -> float:

@@ -27,7 +27,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from models.base import Features, PickleStateMixin
+from models.base import Features
+from models.state import (
+    DataState,
+    Document,
+    StateError,
+    integer,
+    number,
+    pack,
+    pack_matrix,
+    unpack,
+    unpack_matrix,
+)
 
 Vector = npt.NDArray[np.float64]
 
@@ -68,7 +79,7 @@ class PatternCluster:
         return len(self.members)
 
 
-class TemplateClusterDetector(PickleStateMixin):
+class TemplateClusterDetector(DataState):
     """Template novelty against HDBSCAN clusters of the last ``window`` distinct templates.
 
     ``learn_one`` takes a feature dict (an embedding as :func:`embedding_features`
@@ -113,6 +124,48 @@ class TemplateClusterDetector(PickleStateMixin):
         self._fit_refs = 0  # leading rows of ``_refs`` that came from the last refit
         self._clusters: tuple[PatternCluster, ...] = ()
         self._fits = 0
+
+    STATE_FORMAT = "seismo.template_clusters"
+
+    def _dump_state(self) -> Document:
+        return {
+            "index": list(self._index),  # dimension i is the i-th key
+            "templates": [[seen, pack(unit)] for seen, unit in self._templates.values()],
+            "seen": self._seen, "pending": self._pending, "fit_seen": self._fit_seen,
+            "refs": pack_matrix(self._refs), "fit_refs": self._fit_refs, "fits": self._fits,
+            "clusters": [
+                [c.label, list(c.members), c.novelty, c.new, pack(c.centroid)] for c in self._clusters
+            ],
+        }
+
+    def _load_state(self, state: Document) -> None:
+        keys = state["index"]
+        if not all(isinstance(k, str) for k in keys) or len(set(keys)) != len(keys):
+            raise StateError("template dimensions are not distinct names")
+        dim = len(keys)
+        templates: OrderedDict[bytes, tuple[int, Vector]] = OrderedDict()
+        for seen, packed in state["templates"]:
+            unit = unpack(packed)
+            if len(unit) > dim:
+                raise StateError("a template has more dimensions than the index")
+            templates[_digest(unit)] = (integer(seen), unit)
+        if len(templates) > self.window:
+            raise StateError(f"{len(templates)} saved templates for a window of {self.window}")
+        refs = unpack_matrix(state["refs"], 2)
+        if len(refs) and refs.shape[1] > dim:
+            raise StateError("references have more dimensions than the index")
+        clusters = tuple(
+            PatternCluster(integer(label), tuple(integer(m) for m in members), number(novelty),
+                           bool(new), unpack(centroid))
+            for label, members, novelty, new, centroid in state["clusters"]
+        )
+        fit_seen = state["fit_seen"]
+        self._index = {k: i for i, k in enumerate(keys)}
+        self._templates = templates
+        self._seen, self._pending = integer(state["seen"]), integer(state["pending"])
+        self._fit_seen = None if fit_seen is None else integer(fit_seen)
+        self._refs, self._fit_refs = refs, integer(state["fit_refs"])
+        self._clusters, self._fits = clusters, integer(state["fits"])
 
     @property
     def fits(self) -> int:

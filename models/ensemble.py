@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-from models.base import Detector, Features, PickleStateMixin
+from models.base import Detector, Features
 from models.quantile import Calibrator, QuantileFilter
+from models.state import DataState, Document, StateError, integer, text_keys
 
 Combine = Literal["max", "mean"]
 """How calibrated member scores combine: weighted max (any strong member) or mean."""
@@ -58,7 +59,7 @@ class Verdict:
     explanation: Explanation | None = field(default=None)
 
 
-class Ensemble(PickleStateMixin):
+class Ensemble(DataState):
     """Weighted mean of calibrated member scores, in [0, 1], with online decisions.
 
     ``process_one`` scores a point, decides, then learns it (prequential order).
@@ -99,6 +100,29 @@ class Ensemble(PickleStateMixin):
         self._filter = QuantileFilter(q=quantile, window=quantile_window, default=1.0)
         self._seen = 0
         self._quiet_until = 0
+
+    STATE_FORMAT = "seismo.ensemble"
+
+    def _dump_state(self) -> Document:
+        return {
+            "members": {name: m.detector.to_state() for name, m in self.members.items()},
+            "calibrators": {name: c.to_state() for name, c in self._calibrators.items()},
+            "filter": self._filter.to_state(),
+            "seen": self._seen,
+            "quiet_until": self._quiet_until,
+        }
+
+    def _load_state(self, state: Document) -> None:
+        members, calibrators = text_keys(state["members"]), text_keys(state["calibrators"])
+        if set(members) != set(self.members) or set(calibrators) != set(self.members):
+            mine = sorted(self.members)
+            raise StateError(f"saved members {sorted(members)} are not this ensemble's {mine}")
+        for name, member in self.members.items():
+            member.detector.from_state(members[name])
+            self._calibrators[name].from_state(calibrators[name])
+        self._filter.from_state(state["filter"])
+        self._seen = integer(state["seen"])
+        self._quiet_until = integer(state["quiet_until"])
 
     def _raw(self, x: Features) -> dict[str, float]:
         return {name: m.detector.score_one(x) for name, m in self.members.items()}

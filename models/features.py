@@ -13,7 +13,8 @@ import math
 from collections import deque
 from datetime import datetime
 
-from models.base import Features, PickleStateMixin
+from models.base import Features
+from models.state import DataState, Document, StateError, floats, integer, number, text_keys
 
 VALUE = "value"
 DELTA = "delta"
@@ -35,21 +36,13 @@ class _Ewma:
         self.count = 0
         self.mean = 0.0
 
-    # Explicit state: pickling a slotted object otherwise looks its slots up every time,
-    # and a featurizer holds up to 192 of these.
-    def __getstate__(self) -> tuple[float, int, float]:
-        return (self.alpha, self.count, self.mean)
-
-    def __setstate__(self, state: tuple[float, int, float]) -> None:
-        self.alpha, self.count, self.mean = state
-
     def update(self, value: float) -> None:
         self.count += 1
         rate = max(self.alpha, 1.0 / self.count)
         self.mean += rate * (value - self.mean)
 
 
-class MetricFeaturizer(PickleStateMixin):
+class MetricFeaturizer(DataState):
     """Turn ``(timestamp, value)`` into a feature dict, one point at a time.
 
     ``transform_one`` returns the features of the point and then absorbs it; it is
@@ -69,6 +62,31 @@ class MetricFeaturizer(PickleStateMixin):
         self._recent: deque[float] = deque(maxlen=short_window)
         self._day: dict[int, _Ewma] = {}
         self._week: dict[int, _Ewma] = {}
+
+    STATE_FORMAT = "seismo.metric_featurizer"
+
+    def _dump_state(self) -> Document:
+        def buckets(table: dict[int, _Ewma]) -> dict[str, list[float]]:
+            return {str(k): [e.count, e.mean] for k, e in table.items()}
+
+        return {"recent": list(self._recent), "day": buckets(self._day), "week": buckets(self._week)}
+
+    def _load_state(self, state: Document) -> None:
+        def buckets(doc: object, size: int) -> dict[int, _Ewma]:
+            table: dict[int, _Ewma] = {}
+            for key, (count, mean) in text_keys(doc).items():
+                if not 0 <= int(key) < size:
+                    raise StateError(f"seasonal bucket {key} outside 0..{size - 1}")
+                bucket = table[int(key)] = _Ewma(self.season_alpha)
+                bucket.count, bucket.mean = integer(count), number(mean)
+            return table
+
+        recent = floats(state["recent"])
+        if len(recent) > self.short_window:
+            raise StateError(f"{len(recent)} recent values for a window of {self.short_window}")
+        day, week = buckets(state["day"], 24), buckets(state["week"], 7 * 24)
+        self._recent = deque(recent, maxlen=self.short_window)
+        self._day, self._week = day, week
 
     def transform_one(self, timestamp: datetime, value: float) -> Features:
         if not math.isfinite(value):

@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.microbatch import Matrix, MicroBatchDetector
+from models.state import Document, StateError, integer, number, pack, unpack
 
 _EULER_GAMMA = 0.5772156649015329
 
@@ -32,6 +33,8 @@ class PackedForest:
     """
 
     def __init__(self, forest: Any) -> None:
+        if forest is None:  # filled in by :meth:`from_state`
+            return
         features, thresholds, lefts, rights, leaf_depths, roots = [], [], [], [], [], []
         offset = 0
         for tree, columns in zip(forest.estimators_, forest.estimators_features_, strict=True):
@@ -61,6 +64,38 @@ class PackedForest:
         self.max_depth = max(int(tree.tree_.max_depth) for tree in forest.estimators_)
         n_samples = np.array([float(forest.max_samples_)])
         self.denominator = len(roots) * float(average_path_length(n_samples)[0])
+
+    _INTS = ("feature", "left", "right", "roots")
+    _FLOATS = ("threshold", "leaf_depth")
+
+    def to_state(self) -> Document:
+        """The flat arrays as data (doubles; the integer arrays are exact in a double)."""
+        arrays = {name: pack(getattr(self, name).astype(np.float64)) for name in (*self._INTS, *self._FLOATS)}
+        return {**arrays, "max_depth": self.max_depth, "denominator": self.denominator}
+
+    @classmethod
+    def from_state(cls, state: Document, n_columns: int) -> PackedForest:
+        """The forest :meth:`to_state` wrote, checked so that every walk stays inside its arrays."""
+        forest = cls(None)
+        for name in cls._FLOATS:
+            setattr(forest, name, unpack(state[name]))
+        for name in cls._INTS:
+            values = unpack(state[name])
+            ints = values.astype(np.int64)
+            if not np.array_equal(ints, values):
+                raise StateError(f"forest {name} holds a value that is not an integer")
+            setattr(forest, name, ints)
+        n = len(forest.threshold)
+        if not (len(forest.feature) == len(forest.left) == len(forest.right) == len(forest.leaf_depth) == n):
+            raise StateError("forest arrays of different lengths")
+        nodes = np.concatenate([forest.left, forest.right, forest.roots])
+        if n == 0 or nodes.min(initial=0) < 0 or nodes.max(initial=0) >= n:
+            raise StateError("a forest node points outside the forest")
+        if forest.feature.min(initial=0) < 0 or forest.feature.max(initial=0) >= max(n_columns, 1):
+            raise StateError("a forest split names a column the fit did not have")
+        forest.max_depth = integer(state["max_depth"])
+        forest.denominator = number(state["denominator"])
+        return forest
 
     def score(self, matrix: Matrix) -> npt.NDArray[np.float64]:
         """The anomaly score in (0, 1] of each row (about 0.5 or less: normal)."""
@@ -115,6 +150,15 @@ class IsolationForestDetector(MicroBatchDetector):
         )
         model.fit(matrix)
         self._forest = PackedForest(model.detector_)
+
+    STATE_FORMAT = "seismo.iforest"
+
+    def _dump_model(self) -> Document:
+        return {"forest": None if self._forest is None else self._forest.to_state()}
+
+    def _load_model(self, state: Document) -> None:
+        doc = state["forest"]
+        self._forest = None if doc is None else PackedForest.from_state(doc, len(self.columns))
 
     def _score(self, row: Matrix) -> float:
         if self._forest is None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from models.base import PickleStateMixin
 from models.rolling import RollingFeatureDetector, RollingWindow
+from models.state import DataState, Document
 
 
-class IQRDetector(RollingFeatureDetector, PickleStateMixin):
+class IQRDetector(RollingFeatureDetector, DataState):
     """Per-feature distance beyond the Tukey fences, in units of the IQR.
 
     ``score_one`` is 0.0 inside the fences (and before ``min_samples`` values of a
@@ -30,6 +30,14 @@ class IQRDetector(RollingFeatureDetector, PickleStateMixin):
         self.rel_floor = rel_floor
         self.seed = seed
         self._windows: dict[str, RollingWindow] = {}
+
+    STATE_FORMAT = "seismo.iqr"
+
+    def _dump_state(self) -> Document:
+        return {"windows": self._dump_windows()}
+
+    def _load_state(self, state: Document) -> None:
+        self._windows = self._load_windows(state["windows"])
 
     def _feature_score(self, key: str, win: RollingWindow, value: float) -> float:
         q1, q3 = win.quantile(0.25), win.quantile(0.75)

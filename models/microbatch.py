@@ -22,12 +22,13 @@ from collections import deque
 import numpy as np
 import numpy.typing as npt
 
-from models.base import Features, PickleStateMixin, finite
+from models.base import Features, finite
+from models.state import DataState, Document, StateError, integer, number, text_keys
 
 Matrix = npt.NDArray[np.float64]
 
 
-class MicroBatchDetector(PickleStateMixin):
+class MicroBatchDetector(DataState):
     """Window, column bookkeeping and refit schedule shared by the batch detectors.
 
     Subclasses call ``super().__init__`` with the schedule and implement
@@ -59,6 +60,40 @@ class MicroBatchDetector(PickleStateMixin):
         self._columns: tuple[str, ...] = ()  # the keys of the last fit, in matrix order
         self._pending = 0  # points learned since the last fit
         self._fits = 0
+
+    def _dump_state(self) -> Document:
+        """The window as data (rows of numbers), the bookkeeping, and ``_dump_model``."""
+        return {
+            "rows": [dict(row) for row in self._rows],
+            "order": list(self._order),
+            "columns": list(self._columns),
+            "pending": self._pending,
+            "fits": self._fits,
+            "model": self._dump_model() if self._fits else None,
+        }
+
+    def _load_state(self, state: Document) -> None:
+        rows = [{str(k): number(v) for k, v in text_keys(row).items()} for row in state["rows"]]
+        if len(rows) > self.window:
+            raise StateError(f"{len(rows)} saved rows for a window of {self.window}")
+        order, columns = state["order"], state["columns"]
+        if not all(isinstance(k, str) for k in [*order, *columns]):
+            raise StateError("feature names are not strings")
+        self._rows = deque(rows, maxlen=self.window)
+        self._order = dict.fromkeys(order)
+        self._columns = tuple(columns)
+        self._pending = integer(state["pending"])
+        self._fits = integer(state["fits"])
+        if self._fits:
+            self._load_model(text_keys(state["model"]))
+
+    def _dump_model(self) -> Document:
+        """The last fit's parameters as data (arrays of numbers, never an estimator object)."""
+        raise NotImplementedError
+
+    def _load_model(self, state: Document) -> None:
+        """Restore what :meth:`_dump_model` wrote; raise :class:`StateError` when it does not fit."""
+        raise NotImplementedError
 
     @property
     def fits(self) -> int:

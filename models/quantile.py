@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from models.base import PickleStateMixin
 from models.rolling import RollingMoments, RollingWindow
+from models.state import DataState, Document, StateError, floats, text_keys
 
 
-class QuantileFilter(PickleStateMixin):
+class QuantileFilter(DataState):
     """The ``q`` quantile of the last ``window`` values, exact, O(window) per update.
 
     ``value()`` is ``default`` until ``min_samples`` values were seen, so callers
@@ -26,6 +26,16 @@ class QuantileFilter(PickleStateMixin):
         self.min_samples = min_samples
         self.default = default
         self._values = RollingWindow(window)
+
+    STATE_FORMAT = "seismo.quantile_filter"
+
+    def _dump_state(self) -> Document:
+        return {"values": self._values.dump()}
+
+    def _load_state(self, state: Document) -> None:
+        values = RollingWindow(self.window)
+        values.load(text_keys(state["values"]))
+        self._values = values
 
     def update(self, value: float) -> None:
         self._values.push(value)
@@ -44,7 +54,7 @@ def gaussian_surprise(z: float) -> float:
     return (z * z / 2.0 + math.log(z * math.sqrt(2.0 * math.pi))) / math.log(10.0)
 
 
-class Calibrator(PickleStateMixin):
+class Calibrator(DataState):
     """Map a detector's raw score onto [0, 1] as an anomaly *likelihood*.
 
     Like the anomaly likelihood of Numenta's HTM detector: the mean of the last
@@ -72,6 +82,20 @@ class Calibrator(PickleStateMixin):
         self.half = half
         self._recent: deque[float] = deque(maxlen=short_window)
         self._averages = RollingMoments(long_window)  # only its mean and deviation are read
+
+    STATE_FORMAT = "seismo.calibrator"
+
+    def _dump_state(self) -> Document:
+        return {"recent": list(self._recent), "averages": self._averages.dump()}
+
+    def _load_state(self, state: Document) -> None:
+        recent = floats(state["recent"])
+        if len(recent) > self.short_window:
+            raise StateError(f"{len(recent)} recent scores for a window of {self.short_window}")
+        averages = RollingMoments(self.long_window)
+        averages.load(text_keys(state["averages"]))
+        self._recent = deque(recent, maxlen=self.short_window)
+        self._averages = averages
 
     def _average_with(self, raw: float) -> float:
         recent = list(self._recent)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from models.base import PickleStateMixin
 from models.rolling import MAX_SCORE, RollingFeatureDetector, RollingWindow
+from models.state import DataState, Document, integer, number, text_keys
 
 _MAD_TO_SIGMA = 1.4826
 __all__ = ["MAX_SCORE", "RobustZScore", "robust_scale"]
@@ -19,7 +19,7 @@ def robust_scale(window: RollingWindow, mad: float, rel_floor: float, median: fl
     return max(spread, floor)
 
 
-class RobustZScore(RollingFeatureDetector, PickleStateMixin):
+class RobustZScore(RollingFeatureDetector, DataState):
     """Per-feature ``|x - median| / (1.4826 * MAD)`` over the last ``window`` points.
 
     ``score_one`` returns the largest z over the watched features (all features
@@ -46,6 +46,17 @@ class RobustZScore(RollingFeatureDetector, PickleStateMixin):
         self._windows: dict[str, RollingWindow] = {}
         self._mad: dict[str, float] = {}
         self._seen: dict[str, int] = {}
+
+    STATE_FORMAT = "seismo.robust_zscore"
+
+    def _dump_state(self) -> Document:
+        return {"windows": self._dump_windows(), "mad": dict(self._mad), "seen": dict(self._seen)}
+
+    def _load_state(self, state: Document) -> None:
+        windows = self._load_windows(state["windows"])
+        mad = {k: number(v) for k, v in text_keys(state["mad"]).items()}
+        seen = {k: integer(v) for k, v in text_keys(state["seen"]).items()}
+        self._windows, self._mad, self._seen = windows, mad, seen
 
     def _feature_score(self, key: str, win: RollingWindow, value: float) -> float:
         med = win.median()

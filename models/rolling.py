@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from models.state import StateError, as_array, number, pack, text_keys, unpack
+
 
 class RollingMoments:
     """The last ``size`` values in arrival order, with their running mean and deviation.
@@ -29,16 +31,21 @@ class RollingMoments:
     def __len__(self) -> int:
         return len(self._fifo)
 
-    def __getstate__(self) -> dict[str, Any]:
-        # Raw bytes and the running sums as they are, so a restored window continues bit for bit.
-        return {"size": self.size, "fifo": self._fifo.tobytes(), "sum": self._sum, "sumsq": self._sumsq}
+    def dump(self) -> dict[str, Any]:
+        """The values (packed doubles) and the running sums as they are, so a restored
+        window continues bit for bit; the size is the owner's hyperparameter."""
+        return {"values": pack(self._fifo), "sum": self._sum, "sumsq": self._sumsq}
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.size = int(state["size"])
-        self._fifo = array("d")
-        self._fifo.frombytes(state["fifo"])
-        self._sum = float(state["sum"])
-        self._sumsq = float(state["sumsq"])
+    def load(self, state: dict[str, Any]) -> None:
+        """Replace the contents with those of :meth:`dump`; raises :class:`StateError`."""
+        values = unpack(state["values"])
+        if len(values) > self.size:
+            raise StateError(f"a window of {self.size} cannot hold {len(values)} saved values")
+        if not np.isfinite(values).all():
+            raise StateError("a saved window holds a value that is not finite")
+        self._fifo = as_array(values)
+        self._sum = number(state["sum"])
+        self._sumsq = number(state["sumsq"])
 
     def push(self, value: float) -> None:
         """Append ``value``, evicting the oldest one when the window is full."""
@@ -74,15 +81,11 @@ class RollingWindow(RollingMoments):
         super().__init__(size)
         self._sorted = array("d")
 
-    def __getstate__(self) -> dict[str, Any]:
-        # The sorted copy doubles the size but makes a load a copy too (sorting the
-        # ~10k values of one metric series' windows on restore took ~1 ms).
-        return {**super().__getstate__(), "sorted": self._sorted.tobytes()}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        self._sorted = array("d")
-        self._sorted.frombytes(state["sorted"])
+    def load(self, state: dict[str, Any]) -> None:
+        # The sorted copy is not saved (it would double the state): one numpy sort
+        # of at most ``size`` values rebuilds it, and equal values are equal in any order.
+        super().load(state)
+        self._sorted = as_array(np.sort(np.frombuffer(self._fifo, dtype=np.float64)))
 
     def push(self, value: float) -> None:
         """Append ``value``, evicting the oldest one when the window is full."""
@@ -164,6 +167,16 @@ class RollingFeatureDetector:
 
     def _feature_score(self, key: str, win: RollingWindow, value: float) -> float:
         raise NotImplementedError
+
+    def _dump_windows(self) -> dict[str, Any]:
+        return {key: win.dump() for key, win in self._windows.items()}
+
+    def _load_windows(self, state: object) -> dict[str, RollingWindow]:
+        windows: dict[str, RollingWindow] = {}
+        for key, doc in text_keys(state).items():
+            win = windows[key] = RollingWindow(self.window)
+            win.load(text_keys(doc))
+        return windows
 
     def _learned(self, key: str, win: RollingWindow) -> None:
         """Hook after ``win`` took a new value of ``key``."""

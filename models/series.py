@@ -13,10 +13,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from models.base import PickleStateMixin
 from models.ensemble import Ensemble, Explanation, Member
 from models.features import DELTA, MEAN_SHORT, SEASON_DAY, SEASON_WEEK, VALUE, MetricFeaturizer
 from models.robust_zscore import RobustZScore
+from models.state import DataState, Document
 
 OUTPUT_COLUMNS = ("timestamp", "value", "score", "is_anomaly")
 
@@ -50,13 +50,22 @@ def default_ensemble(seed: int = 0) -> Ensemble:
     return Ensemble(members, quantile=0.99, margin=0.8, min_threshold=0.5, seed=seed)
 
 
-class MetricDetector(PickleStateMixin):
+class MetricDetector(DataState):
     """Featurizer plus ensemble for one signal; ``process`` is score-decide-learn."""
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
         self._featurizer = MetricFeaturizer()
         self._ensemble = default_ensemble(seed)
+
+    STATE_FORMAT = "seismo.metric_detector"
+
+    def _dump_state(self) -> Document:
+        return {"featurizer": self._featurizer.to_state(), "ensemble": self._ensemble.to_state()}
+
+    def _load_state(self, state: Document) -> None:
+        self._featurizer.from_state(state["featurizer"])
+        self._ensemble.from_state(state["ensemble"])
 
     def process(self, timestamp: datetime, value: float) -> ScoredPoint:
         x = self._featurizer.transform_one(timestamp, value)

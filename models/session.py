@@ -11,12 +11,13 @@ held, and is *active* once it held in at least ``support`` of them.
 
 from __future__ import annotations
 
-from models.base import Features, PickleStateMixin
+from models.base import Features
+from models.state import DataState, Document, StateError, integer, text_keys
 
 RATIOS: tuple[tuple[int, int], ...] = ((1, 1), (1, 2), (2, 1), (1, 3), (3, 1))
 
 
-class SessionInvariants(PickleStateMixin):
+class SessionInvariants(DataState):
     """Online pairwise invariants plus rare-event detection over event counts.
 
     ``score_one`` = number of active invariants ``x`` violates + number of rare
@@ -42,6 +43,29 @@ class SessionInvariants(PickleStateMixin):
         self._df: dict[str, int] = {}
         self._holds: dict[tuple[str, str, int, int], int] = {}
         self._active: list[tuple[str, str, int, int]] = []
+
+    STATE_FORMAT = "seismo.session_invariants"
+
+    def _dump_state(self) -> Document:
+        return {
+            "n": self._n,
+            "df": dict(self._df),
+            "holds": [[*cand, held] for cand, held in self._holds.items()],
+            "active": [list(cand) for cand in self._active],
+        }
+
+    def _load_state(self, state: Document) -> None:
+        def candidate(row: list[object]) -> tuple[str, str, int, int]:
+            i, j, a, b = row
+            if not isinstance(i, str) or not isinstance(j, str):
+                raise StateError("an invariant names two events")
+            return i, j, integer(a), integer(b)
+
+        n = integer(state["n"])
+        df = {k: integer(v) for k, v in text_keys(state["df"]).items()}
+        holds = {candidate(row[:4]): integer(row[4]) for row in state["holds"]}
+        active = [candidate(row) for row in state["active"]]
+        self._n, self._df, self._holds, self._active = n, df, holds, active
 
     def _present(self, x: Features) -> dict[str, float]:
         return {k: v for k, v in x.items() if v > 0}

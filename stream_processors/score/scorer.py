@@ -27,18 +27,25 @@ counted in ``late``: they could be neither windowed nor deduplicated.
 
 from __future__ import annotations
 
-import base64
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from models.features_events import Baseline, Ref, Window, calendar, window_start
 from models.series import MetricDetector, ScoredPoint
+from models.state import StateError
 from schemas.models import Anomaly, Event, Severity
 from stream_processors.score.observation import Observation
 
 _US = 1_000_000
+STATE_FORMAT = "seismo.score_service"
+STATE_VERSION = 2
+"""Version 1 (before 2026-12) had no ``format`` and held each metric detector as a
+base64 pickle; version 2 holds the detector's JSON document (:mod:`models.state`)."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,8 +81,10 @@ class ServiceScore:
     """Everything the scorer remembers about one service.
 
     Lives in memory between events (detectors stay decoded); :meth:`to_json`
-    gives the StateStore value, with each metric detector's ``save_state``
-    base64-encoded (re-encoded only when it learned something).  ``version``
+    gives the StateStore value, with each metric detector's state as a JSON
+    document (:meth:`models.state.DataState.to_state`, re-encoded only when it
+    learned something) and decoded on first use.  A document that cannot be
+    restored is logged and its series starts a fresh baseline.  ``version``
     grows with every change, so a caller can tell whether to save.
     """
 
@@ -91,7 +100,7 @@ class ServiceScore:
     remembered: dict[str, int] = field(default_factory=dict)  # event id -> ts_us, arrival order
     late: int = 0  # events ignored as late by this process (not saved)
     version: int = 0
-    _blobs: dict[str, str] = field(default_factory=dict)
+    _blobs: dict[str, object] = field(default_factory=dict)  # saved detector documents
     _detectors: dict[str, MetricDetector] = field(default_factory=dict)
     _dirty: set[str] = field(default_factory=set)
 
@@ -99,17 +108,23 @@ class ServiceScore:
         det = self._detectors.get(name)
         if det is None:
             det = self._detectors[name] = MetricDetector(seed)
-            blob = self._blobs.get(name)
-            if blob is not None:
-                det.load_state(base64.b64decode(blob))
+            doc = self._blobs.get(name)
+            if doc is not None:
+                try:
+                    det.from_state(doc)
+                except StateError as exc:
+                    log.error("saved detector of %s metric %r is unusable (%s); "
+                              "the series starts a fresh baseline", self.service, name, exc)
+                    det = self._detectors[name] = MetricDetector(seed)
         self._dirty.add(name)
         return det
 
     def to_json(self) -> dict[str, Any]:
         for name in self._dirty:
-            self._blobs[name] = base64.b64encode(self._detectors[name].save_state()).decode("ascii")
+            self._blobs[name] = self._detectors[name].to_state()
         self._dirty.clear()
         return {
+            "format": STATE_FORMAT, "format_version": STATE_VERSION,
             "service": self.service, "watermark_us": self.watermark_us,
             "closed_until_us": self.closed_until_us, "floor_us": self.floor_us,
             "windows_closed": self.windows_closed,
@@ -123,6 +138,10 @@ class ServiceScore:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], cfg: ScoreConfig) -> ServiceScore:
+        """The state :meth:`to_json` wrote; raises KeyError, TypeError or ValueError when malformed.
+
+        Detector documents are checked when first used (:meth:`detector`)."""
+        data = _migrate(data)
         size = cfg.baseline_windows
         windows = [Window.from_json(w) for w in data["windows"]]
         return cls(
@@ -134,8 +153,25 @@ class ServiceScore:
             metric_last_us={k: int(v[0]) for k, v in data["metrics"].items()},
             remembered=_remembered(data["remembered"]),
             version=int(data["version"]),
-            _blobs={k: str(v[1]) for k, v in data["metrics"].items()},
+            _blobs={k: v[1] for k, v in data["metrics"].items()},
         )
+
+
+def _migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` in the current layout; raises ValueError for another format or a newer version."""
+    if not isinstance(data, dict):
+        raise TypeError(f"a score state is a JSON object, got {type(data).__name__}")
+    fmt, version = data.get("format", STATE_FORMAT), data.get("format_version", 1)
+    if fmt != STATE_FORMAT or not isinstance(version, int) or version > STATE_VERSION:
+        raise ValueError(f"not a {STATE_FORMAT} state of version <= {STATE_VERSION}: {fmt!r} {version!r}")
+    if version == 1:
+        # Version 1 detectors are pickles: never unpickled (that would run whatever a writer
+        # to Redis put there).  Their series keep their last timestamps and relearn a baseline.
+        if data["metrics"]:
+            log.warning("score state of %s holds %d detectors in the retired pickle format; "
+                        "they start fresh baselines", data.get("service"), len(data["metrics"]))
+        data = {**data, "metrics": {k: [v[0], None] for k, v in data["metrics"].items()}}
+    return data
 
 
 def _remembered(data: dict[str, int] | list[list[Any]]) -> dict[str, int]:
@@ -155,8 +191,23 @@ class Scorer:
     def new_state(self, service: str) -> ServiceScore:
         return ServiceScore(service, error_rates=Baseline(self.cfg.baseline_windows))
 
-    def load(self, data: dict[str, Any]) -> ServiceScore:
-        return ServiceScore.from_json(data, self.cfg)
+    def load(self, data: dict[str, Any], service: str | None = None) -> ServiceScore:
+        """The saved state ``data``; a state that cannot be read is logged and replaced by a fresh one.
+
+        ``service`` (when given) must match the saved one, so a state filed under
+        another key is not adopted either."""
+        try:
+            state = ServiceScore.from_json(data, self.cfg)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            name = service or (data.get("service") if isinstance(data, dict) else None)
+            log.error("saved score state of %s is unusable (%s: %s); the service starts afresh",
+                      name, exc.__class__.__name__, exc)
+            return self.new_state(name if isinstance(name, str) else "unknown")
+        if service is not None and state.service != service:
+            log.error("saved score state under %s names service %r; the service starts afresh",
+                      service, state.service)
+            return self.new_state(service)
+        return state
 
     def apply(self, state: ServiceScore, event: Event | Observation) -> tuple[ServiceScore, list[Anomaly]]:
         """Fold ``event`` into ``state`` (updated in place and returned); return its anomalies."""
