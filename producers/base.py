@@ -18,6 +18,9 @@ Errors: a :class:`~producers.exceptions.RecoverableError` that survives the
 source's retries costs that stream one cycle (counted in ``errors``); a
 :class:`MalformedPayload` (a page that is not valid JSON) is dead-lettered
 and the stream is read again next cycle; any other exception stops the poller.
+A failure of *one object* inside a stream (a deleted pod, a missing event, a
+failing query) never reaches this loop: the stream handles it by the rules of
+:mod:`producers.sources.objects` (skip, retry next cycle, park and dead-letter).
 """
 
 from __future__ import annotations
@@ -83,7 +86,12 @@ class Stream(Protocol):
 
 @dataclass
 class SourceContext:
-    """What every stream of one source shares: time, the rate limit, the retry policy and metrics."""
+    """What every stream of one source shares: time, the rate limit, the retry policy and metrics.
+
+    ``object_attempts`` and ``park_s`` bound how long one failing object (a pod's logs, an
+    issue's latest event, a log group, a query) is retried before it is parked and for how
+    long it stays parked (:mod:`producers.sources.objects`).
+    """
 
     source: Source
     clock: Clock
@@ -91,6 +99,8 @@ class SourceContext:
     metrics: Metrics
     backoff: Backoff = field(default_factory=Backoff)
     rng: random.Random = field(default_factory=random.Random)
+    object_attempts: int = 3
+    park_s: float = 900.0
 
     async def call(self, stream: str, request: Callable[[], Awaitable[T]]) -> T:
         """Run ``request`` under the rate limit, retrying RecoverableError with backoff.

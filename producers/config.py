@@ -39,6 +39,8 @@ class PollSettings(_Frozen):
     dedup_window: int = Field(default=10_000, ge=1)
     max_pages_per_cycle: int = Field(default=50, ge=1)
     timeout_s: float = Field(default=15.0, gt=0)
+    object_attempts: int = Field(default=3, ge=1, description="Cycles one failing object is retried.")
+    park_s: float = Field(default=900.0, ge=0, description="How long a failing object stays parked.")
     token: SecretStr | None = Field(default=None, description="Discouraged: prefer token_env.")
     token_env: str | None = None
 

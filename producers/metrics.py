@@ -2,10 +2,11 @@
 
 Counters end in ``_total`` and only grow; ``seismo_poller_lag_seconds`` is a
 gauge (now minus the newest event time of the last page).  Every sample is
-labelled ``source`` and ``stream``.  :class:`RecordingMetrics` serves tests
-and renders the Prometheus text exposition format for ``seismo poll`` (logged on
-shutdown as a one-line :meth:`~RecordingMetrics.summary`, served over HTTP by
-:mod:`producers.metrics_http`).
+labelled ``source`` and ``stream``; ``seismo_poller_object_errors_total`` also
+``reason`` (``gone``, ``denied``, ``rejected``: see :mod:`producers.sources.objects`).
+:class:`RecordingMetrics` serves tests and renders the Prometheus text
+exposition format for ``seismo poll`` (logged on shutdown as a one-line
+:meth:`~RecordingMetrics.summary`, served over HTTP by :mod:`producers.metrics_http`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ MetricName = Literal[
     "seismo_poller_errors_total",  # pages that could not be read or acknowledged
     "seismo_poller_retries_total",  # requests retried (429, 5xx, timeouts)
     "seismo_poller_lag_seconds",  # gauge: now - newest event timestamp
+    "seismo_poller_object_errors_total",  # one object (pod, issue, log group, query) not read; label reason
+    "seismo_poller_parked_total",  # objects parked after failing too often (each also dead-lettered)
+    "seismo_poller_truncated_total",  # responses cut at a server limit (Loki maxLines) and paged on
 ]
 
 Labels = Mapping[str, str]
@@ -32,6 +36,8 @@ _SUMMARY: tuple[tuple[str, MetricName], ...] = (
     ("dead letters", "seismo_poller_dead_letters_total"),
     ("errors", "seismo_poller_errors_total"),
     ("retries", "seismo_poller_retries_total"),
+    ("object errors", "seismo_poller_object_errors_total"),
+    ("parked", "seismo_poller_parked_total"),
 )
 
 

@@ -82,7 +82,7 @@ async def open_poller(source: SourceName, config: PollersFile, wiring: Wiring) -
         source=Source(source), clock=wiring.clock,
         limiter=TokenBucket(settings.rate_per_s, settings.burst, wiring.clock), metrics=wiring.metrics,
         backoff=Backoff(settings.backoff_base_s, settings.backoff_cap_s, settings.max_attempts),
-        rng=wiring.rng,
+        rng=wiring.rng, object_attempts=settings.object_attempts, park_s=settings.park_s,
     )
     mapper = ServiceMapper(config.mapping)
     async with module.open_streams(section, ctx, mapper, wiring.environ) as streams:

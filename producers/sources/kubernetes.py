@@ -25,120 +25,29 @@ Calls are blocking client calls run in a worker thread, with raw JSON
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-import urllib3
-from kubernetes import client, config, watch  # type: ignore[import-untyped]
-from kubernetes.client.rest import ApiException  # type: ignore[import-untyped]
-
-from producers.base import Batch, MalformedPayload, Rejected, SourceContext, Stream
+from producers.base import Batch, Rejected, SourceContext, Stream
 from producers.config import KubernetesConfig
 from producers.cursors import Cursor
-from producers.exceptions import ProducerError, RecoverableError
 from producers.mapping import ServiceMapper
-from producers.ratelimit import parse_retry_after
 from producers.sources import AccessDenied, ApiRejected, compact_json
 from producers.sources import kubernetes_map as km
+from producers.sources.kubernetes_api import Gone, KubeApi, api_clients, items_of
+from producers.sources.objects import ObjectGuard, Verdict, failure_of
 from schemas.models import Event
+
+__all__ = ["Gone", "KubeApi", "api_clients", "open_streams"]
 
 log = logging.getLogger(__name__)
 
 
-class Gone(ProducerError):
-    """410: the watch's resourceVersion is too old; relist."""
-
-
-class KubeApi:
-    """One context's API, called under the source's rate limit and retries."""
-
-    def __init__(self, name: str, api_client: Any, ctx: SourceContext, cfg: KubernetesConfig) -> None:
-        self.name, self.api_client, self.ctx, self.cfg = name, api_client, ctx, cfg
-        self.core, self.apps = client.CoreV1Api(api_client), client.AppsV1Api(api_client)
-        self.custom = client.CustomObjectsApi(api_client)
-
-    def _translate(self, exc: ApiException) -> Exception:
-        where = f"kubernetes {self.name}: {exc.status} {exc.reason}"
-        if exc.status == 410:
-            return Gone(where)
-        if exc.status == 429 or (exc.status or 0) >= 500:
-            wait = parse_retry_after((exc.headers or {}).get("Retry-After"), self.ctx.clock.now())
-            return RecoverableError(where, retry_after=wait)
-        if exc.status in (401, 403):
-            return AccessDenied(f"{where}: the ClusterRole in docs/sources.md grants what the poller reads")
-        return ApiRejected(where)
-
-    async def call(self, stream: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bytes:
-        """Raw response body of ``fn(*args, **kwargs)``; errors translated as in :mod:`producers.sources`."""
-
-        def blocking() -> bytes:
-            try:
-                return bytes(
-                    fn(*args, _preload_content=False, _request_timeout=self.cfg.timeout_s, **kwargs).data
-                )
-            except ApiException as exc:
-                raise self._translate(exc) from None
-            except urllib3.exceptions.HTTPError as exc:
-                raise RecoverableError(f"kubernetes {self.name}: {type(exc).__name__}: {exc}") from exc
-
-        return await self.ctx.call(stream, lambda: asyncio.to_thread(blocking))
-
-    async def json(self, stream: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        raw = await self.call(stream, fn, *args, **kwargs)
-        try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise MalformedPayload(
-                f"kubernetes {self.name}: response is not JSON ({exc})", raw[:65536]
-            ) from None
-
-    def watch_events(self, ns: str, rv: str, limit: int = 500) -> list[dict[str, Any]]:
-        """Blocking: the events after ``rv`` until the server ends the watch (``watch_timeout_s``)."""
-        fn, args = (
-            (self.core.list_event_for_all_namespaces, ())
-            if ns == "*"
-            else (self.core.list_namespaced_event, (ns,))
-        )
-        w, out = watch.Watch(), []
-        try:
-            for item in w.stream(
-                fn,
-                *args,
-                resource_version=rv,
-                timeout_seconds=self.cfg.watch_timeout_s,
-                allow_watch_bookmarks=True,
-                _request_timeout=self.cfg.watch_timeout_s + 5,
-            ):
-                if item is None:  # the client yields None for a line that is not JSON
-                    out.append({"type": "MALFORMED", "object": None})
-                    continue
-                out.append({"type": item["type"], "object": item["raw_object"]})
-                if len(out) >= limit:
-                    w.stop()
-        except ApiException as exc:
-            raise self._translate(exc) from None
-        except json.JSONDecodeError as exc:
-            raise MalformedPayload(
-                f"kubernetes {self.name}: watch line is not JSON ({exc})", exc.doc.encode()[:65536]
-            ) from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise RecoverableError(f"kubernetes {self.name}: watch: {exc}") from exc
-        return out
-
-
 def _ns_call(ns: str, all_ns: Callable[..., Any], one_ns: Callable[..., Any]) -> tuple[Any, ...]:
     return (all_ns,) if ns == "*" else (one_ns, ns)
-
-
-def _items(body: Any) -> list[dict[str, Any]]:
-    items = body.get("items") if isinstance(body, dict) else None
-    if not isinstance(items, list):
-        raise MalformedPayload("list response has no 'items' list", compact_json(body))
-    return [i for i in items if isinstance(i, dict)]
 
 
 class _KubeStream:
@@ -153,7 +62,7 @@ class _KubeStream:
         selector: dict[str, Any] = {}
         if self.api.cfg.label_selector:
             selector["label_selector"] = self.api.cfg.label_selector
-        pods = _items(await self.api.json(self.name, *fn, **selector))
+        pods = items_of(await self.api.list_all(self.name, *fn, **selector))
         for pod in pods:
             meta = pod.get("metadata") or {}
             self.services[f"{meta.get('namespace')}/{meta.get('name')}"] = km.pod_service(self.mapper, pod)
@@ -198,8 +107,8 @@ class EventsStream(_KubeStream):
         fn = _ns_call(
             self.ns, self.api.core.list_event_for_all_namespaces, self.api.core.list_namespaced_event
         )
-        body = await self.api.json(self.name, *fn)
-        listed = [("ADDED", item) for item in _items(body)]
+        body = await self.api.list_all(self.name, *fn)
+        listed = [("ADDED", item) for item in items_of(body)]
         return self._batch(
             listed, str((body.get("metadata") or {}).get("resourceVersion") or ""), relist=True
         )
@@ -227,7 +136,20 @@ class EventsStream(_KubeStream):
 
 
 class LogsStream(_KubeStream):
+    """Logs of running containers; one container that cannot be read never stops the others.
+
+    Per container (``ns/pod/container``, :mod:`producers.sources.objects`): a 404
+    (the pod was deleted after the list) skips it and drops it from the cursor; a
+    400 (a container still waiting to start) keeps its cursor and retries next
+    cycle, then parks it; a 403 parks it at once.  A parked container keeps its
+    cursor, so when it is read again nothing after its last line is missed.
+    """
+
     kind = "logs"
+
+    def __init__(self, api: KubeApi, ns: str, mapper: ServiceMapper, services: dict[str, str]) -> None:
+        super().__init__(api, ns, mapper, services)
+        self.guard = ObjectGuard(api.ctx, self.name)
 
     async def fetch(self, cursor: Cursor | None) -> Batch:
         since: dict[str, str] = dict((cursor or {}).get("since", {}))
@@ -239,7 +161,19 @@ class LogsStream(_KubeStream):
         for pod, container in targets[: self.api.cfg.log_max_containers]:
             meta = pod["metadata"]
             key = f"{meta['namespace']}/{meta['name']}/{container}"
-            newest = await self._read(pod, container, since.get(key), events, rejected)
+            newest: str | None = since.get(key)
+            if not self.guard.parked(key):
+                try:
+                    newest = await self._read(pod, container, since.get(key), events, rejected)
+                    self.guard.succeeded(key)
+                except (ApiRejected, AccessDenied) as exc:
+                    failure = failure_of(exc)
+                    if failure is None:
+                        raise
+                    verdict, letter = self.guard.failed(key, failure, str(exc))
+                    rejected.extend([letter] if letter else [])
+                    if verdict is Verdict.SKIP:
+                        newest = None
             if newest is not None:
                 after[key] = newest
         return Batch(events, rejected, {"since": after} if after != since else None)
@@ -298,7 +232,7 @@ class MetricsStream(_KubeStream):
         current: dict[str, str] = {}
         events: list[Event] = []
         rejected: list[Rejected] = []
-        for item in _items(body):
+        for item in items_of(body):
             try:
                 meta = item["metadata"]
                 key = f"{meta['namespace']}/{meta['name']}"
@@ -328,7 +262,7 @@ class DeploymentsStream(_KubeStream):
         revisions: dict[str, str] = {}
         events: list[Event] = []
         rejected: list[Rejected] = []
-        for dep in _items(await self.api.json(self.name, *fn, **selector)):
+        for dep in items_of(await self.api.list_all(self.name, *fn, **selector)):
             try:
                 meta = dep["metadata"]
                 rev = str((meta.get("annotations") or {}).get("deployment.kubernetes.io/revision") or "")
@@ -340,24 +274,6 @@ class DeploymentsStream(_KubeStream):
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 rejected.append(Rejected(f"deployment not understood: {exc!r}", compact_json(dep)))
         return Batch(events, rejected, {"revisions": revisions} if revisions != known else None)
-
-
-def api_clients(cfg: KubernetesConfig) -> list[tuple[str, Any]]:
-    """(context name, ApiClient) per configured context; in-cluster config when ``in_cluster``."""
-    if cfg.in_cluster:
-        conf = client.Configuration()
-        config.load_incluster_config(client_configuration=conf)
-        conf.retries = False  # 429/5xx must reach Seismo's rate limiter and backoff, not urllib3's
-        return [("in-cluster", client.ApiClient(conf))]
-    path = str(cfg.kubeconfig) if cfg.kubeconfig else None
-    names = list(cfg.contexts) or [config.list_kube_config_contexts(config_file=path)[1]["name"]]
-    out = []
-    for name in names:
-        conf = client.Configuration()
-        config.load_kube_config(config_file=path, context=name, client_configuration=conf)
-        conf.retries = False  # 429/5xx must reach Seismo's rate limiter and backoff, not urllib3's
-        out.append((name, client.ApiClient(conf)))
-    return out
 
 
 @asynccontextmanager

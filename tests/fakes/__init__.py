@@ -8,9 +8,11 @@ that answer the next matching requests before the normal handler does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -24,12 +26,18 @@ from producers.ratelimit import FakeClock
 from schemas.codec import codec_for
 from schemas.models import DeadLetter, Event
 
+Write = Callable[[bytes], None]
+
 
 @dataclass
 class Reply:
+    """One answer.  With ``stream`` the body is whatever ``stream(write)`` writes, flushed as it
+    goes, and the connection closes when it returns (a Kubernetes watch, a chunked log follow)."""
+
     status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    stream: Callable[[Write], None] | None = None
 
     def encoded(self) -> tuple[bytes, str]:
         if isinstance(self.body, bytes):
@@ -118,6 +126,9 @@ class FakeHttpServer:
                     json.loads(raw) if raw else None,
                 )
                 reply = fake._dispatch(request)
+                if reply.stream is not None:
+                    self._stream(reply)
+                    return
                 body, content_type = reply.encoded()
                 self.send_response(reply.status)
                 self.send_header("Content-Type", content_type)
@@ -126,6 +137,22 @@ class FakeHttpServer:
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
+
+            def _stream(self, reply: Reply) -> None:
+                self.send_response(reply.status)
+                self.send_header("Content-Type", reply.headers.get("Content-Type", "application/json"))
+                self.send_header("Connection", "close")
+                self.end_headers()
+
+                def write(data: bytes) -> None:
+                    self.wfile.write(data)
+                    self.wfile.flush()
+
+                assert reply.stream is not None
+                # the client may stop reading early (a watch it ended itself)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    reply.stream(write)
+                self.close_connection = True
 
             do_GET = do_POST = _serve
 

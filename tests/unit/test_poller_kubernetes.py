@@ -27,6 +27,7 @@ def config(path: Path, **streams: object) -> PollersFile:
         "logs": False,
         "metrics": False,
         "deployments": False,
+        "watch_timeout_s": 1,  # the fake's watch blocks until this server-side timeout, as a real one does
         **streams,
     }
     return PollersFile(kubernetes=KubernetesConfig.model_validate(section))
@@ -149,7 +150,8 @@ def test_container_logs_are_read_after_the_cursor_with_a_line_limit(tmp_path: Pa
         key = ("shop", "payments-5f6d7c8b9-abcde", "payments")
         fake.logs[key] = [f"2024-05-01T11:59:0{i}.5Z GET /charge 200" for i in range(3)]
         path = kubeconfig(tmp_path / "kubeconfig", {"prod": fake.url}, "prod")
-        wiring, publisher, cursors, _, _ = memory_wiring()
+        wiring, publisher, cursors, clock, _ = memory_wiring()
+        fake.now = clock.now
         cfg = config(path, logs=True, log_tail_lines=2)
         asyncio.run(cycles(cfg, wiring))
         fake.logs[key].append("2024-05-01T11:59:09.123456789Z ERROR charge failed")

@@ -59,7 +59,7 @@ def test_a_closed_server_releases_its_port() -> None:
 def test_the_summary_is_one_line_of_totals_over_every_stream() -> None:
     metrics = RecordingMetrics()
     assert metrics.summary() == ("polled 0, published 0, deduped 0, dead letters 0, errors 0, retries 0, "
-                                 "max lag n/a")
+                                 "object errors 0, parked 0, max lag n/a")
     metrics.increment("seismo_poller_polled_total", 5, LABELS)
     metrics.increment("seismo_poller_polled_total", 2, {"source": "sentry", "stream": "issues:pay"})
     metrics.increment("seismo_poller_published_total", 6, LABELS)
@@ -67,4 +67,4 @@ def test_the_summary_is_one_line_of_totals_over_every_stream() -> None:
     metrics.gauge("seismo_poller_lag_seconds", 12.34, LABELS)
     metrics.gauge("seismo_poller_lag_seconds", 3.0, {"source": "sentry", "stream": "issues:pay"})
     assert metrics.summary() == ("polled 7, published 6, deduped 1, dead letters 0, errors 0, retries 0, "
-                                 "max lag 12.3s")
+                                 "object errors 0, parked 0, max lag 12.3s")
