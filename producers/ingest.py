@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +57,18 @@ def parse_line(line: str) -> Event:
     return parse_event(payload)
 
 
+MAX_REASONS = 1000
+"""Rejection reasons an :class:`IngestSummary` keeps in memory (all of them go to the DLQ)."""
+
+
 @dataclass
 class IngestSummary:
     lines: int = 0
     published: int = 0
     rejected: int = 0
     blank: int = 0
+    reasons: list[str] = field(default_factory=list)
+    """``line 8: timestamp: Field required`` for the first :data:`MAX_REASONS` rejected lines."""
 
     @property
     def ok(self) -> bool:
@@ -78,11 +84,30 @@ class LineResult:
     error: InvalidEvent | None
 
 
+def decode_line(raw: bytes) -> str:
+    """``raw`` as UTF-8 (a leading BOM dropped); raise :class:`InvalidEvent` naming the first bad byte.
+
+    Bytes that are not UTF-8 (Latin-1 text, say) are rejected, never silently replaced
+    by U+FFFD.
+    """
+    try:
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        byte = raw[exc.start]
+        raise InvalidEvent(f"not UTF-8: byte 0x{byte:02x} at column {exc.start + 1} (the file looks "
+                           "Latin-1 or another encoding); convert it to UTF-8, e.g. "
+                           "`iconv -f latin1 -t utf-8`", "invalid_encoding") from None
+
+
 def read_lines(path: Path) -> Iterator[LineResult]:
     """Yield every line of ``path`` parsed; blank lines yield neither event nor error."""
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
-            text = raw.decode("utf-8", errors="replace").strip()
+            try:
+                text = decode_line(raw).strip()
+            except InvalidEvent as exc:
+                yield LineResult(number, raw, None, exc)
+                continue
             if not text:
                 yield LineResult(number, raw, None, None)
                 continue
@@ -116,9 +141,12 @@ def ingest_file(
             continue
         if result.error is not None:
             summary.rejected += 1
+            reason = f"line {result.number}: {result.error.reason}"
+            if len(summary.reasons) < MAX_REASONS:
+                summary.reasons.append(reason)
             if publisher is not None:
                 letter = DeadLetter(
-                    reason=f"line {result.number}: {result.error.reason}",
+                    reason=reason,
                     error_type=result.error.error_type,
                     component="ingest",
                     payload=result.raw.rstrip(b"\r\n"),

@@ -9,27 +9,31 @@ imported inside the functions, never at import time, so ``seismo --help`` stays 
 from __future__ import annotations
 
 import csv
-import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TextIO, cast
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from seismo.cliutil import EXIT_USAGE, UserError, plural
 
 BIG_FILE_BYTES = 1 << 20
 """Files at least this large get a progress bar (on stderr, transient)."""
+BIG_SERIES_ROWS = 20_000
+"""Series at least this long get a progress bar while they are scored."""
 
 
-class CommandError(Exception):
+class CommandError(UserError):
     """The user must fix an argument or an input file; ``code`` is the exit status (2: bad usage)."""
 
-    def __init__(self, message: str, code: int = 2) -> None:
-        super().__init__(message)
-        self.message, self.code = message, code
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message, code)
 
 
 def _open_out(stack: ExitStack, out: Path | None) -> TextIO:
@@ -43,33 +47,60 @@ def _open_out(stack: ExitStack, out: Path | None) -> TextIO:
 
 
 def run_simulate(services: int, incidents: int, seed: int, out: Path, truth: Path,
-                 duration_minutes: int) -> str:
+                 duration_minutes: int, err: Console) -> str:
     """Generate and write a simulation; return the summary line.  Raises CommandError on bad arguments."""
     from producers.simulate import DEFAULT_START, MIN_DURATION, simulate, write_simulation
 
+    if out.resolve() == truth.resolve():
+        raise CommandError(f"--out and --truth name the same file ({out}); the truth would overwrite "
+                           "the events: give two different paths")
     minimum = int(MIN_DURATION.total_seconds() // 60)
     if duration_minutes < minimum:
         raise CommandError(f"--duration-minutes must be at least {minimum}, not {duration_minutes}")
     try:
-        events, ground = simulate(services, incidents, seed, start=DEFAULT_START,
-                                  duration=timedelta(minutes=duration_minutes))
+        with err.status(f"simulating {services} services for {duration_minutes} min…"):
+            events, ground = simulate(services, incidents, seed, start=DEFAULT_START,
+                                      duration=timedelta(minutes=duration_minutes))
     except ValueError as exc:
         raise CommandError(f"cannot simulate: {exc}") from None
     try:
         write_simulation(events, ground, out, truth)
     except OSError as exc:
         raise CommandError(f"cannot write {exc.filename}: {exc.strerror}", 1) from None
-    return (f"{len(events)} events written to {out}, {len(ground.incidents)} incidents injected "
+    return (f"{plural(len(events), 'event')} written to {out}, "
+            f"{plural(len(ground.incidents), 'incident')} injected "
             f"({services} services, {duration_minutes} min, seed {seed}); ground truth in {truth}")
 
 
-def _lines(path: Path, progress: Progress) -> Iterator[str]:
-    """The decoded lines of ``path`` (undecodable bytes replaced), advancing ``progress`` by bytes."""
+@dataclass
+class _Decoded:
+    """Lines of a log file that were not UTF-8: how many, and the first one's number."""
+
+    count: int = 0
+    first: int = 0
+
+
+def _lines(path: Path, progress: Progress, bad: _Decoded) -> Iterator[str]:
+    """The decoded, redacted lines of ``path``, advancing ``progress`` by bytes.
+
+    Secrets become ``<SECRET:kind>`` with the normalizer's own redactor before anything is
+    templated, as in the pipeline.  A line that is not UTF-8 is counted in ``bad`` and
+    read as Latin-1 (every byte is a character there), so no byte turns into U+FFFD.
+    """
+    from stream_processors.normalize.redaction import Redactor
+
+    redactor = Redactor()
     task = progress.add_task("templating", total=path.stat().st_size)
     with path.open("rb") as handle:
-        for raw in handle:
+        for number, raw in enumerate(handle, start=1):
             progress.advance(task, len(raw))
-            yield raw.decode("utf-8", errors="replace")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                bad.count += 1
+                bad.first = bad.first or number
+                text = raw.decode("latin-1")
+            yield redactor.redact(text).text
 
 
 def run_templates(file: Path, fmt: str, out: Path | None, err: Console) -> str:
@@ -85,6 +116,7 @@ def run_templates(file: Path, fmt: str, out: Path | None, err: Console) -> str:
     except UnknownLogFormat as exc:
         raise CommandError(str(exc.args[0])) from None
     counted = 0
+    bad = _Decoded()
     with ExitStack() as stack:
         progress = stack.enter_context(Progress(
             "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
@@ -93,66 +125,53 @@ def run_templates(file: Path, fmt: str, out: Path | None, err: Console) -> str:
 
         def counting() -> Iterator[str]:
             nonlocal counted
-            for line in _lines(file, progress):
+            for line in _lines(file, progress, bad):
                 counted += 1
                 yield line
 
         rows = templates_offline(counting(), fmt)
         progress.stop()
-        writer = csv.writer(_open_out(stack, out))
+        writer = csv.writer(_open_out(stack, out), lineterminator="\n")
         writer.writerow(CSV_HEADER)
         writer.writerows(rows)
     templates = len({row.event_id for row in rows})
     skipped = counted - len(rows)
-    return (f"{counted} lines, {templates} templates"
-            + (f", {skipped} lines skipped (blank or not {fmt})" if skipped else "")
-            + (f"; written to {out}" if out else ""))
+    return (f"{plural(counted, 'line')}, {plural(templates, 'template')}"
+            + (f", {plural(skipped, 'line')} skipped (blank or not {fmt})" if skipped else "")
+            + (f"; written to {out}" if out else "")
+            + (f"; {plural(bad.count, 'line')} not UTF-8 (first: line {bad.first}), read as Latin-1"
+               if bad.count else ""))
 
 
-def _first_bad_row(path: Path) -> str:
-    """Describe the first row of a ``timestamp,value`` CSV that does not parse (error path only)."""
-    from models.series import parse_timestamp
-
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        for row in reader:
-            stamp, value = row.get("timestamp"), row.get("value")
-            if stamp is None or value is None:
-                return f"line {reader.line_num} has fewer than two fields"
-            try:
-                parse_timestamp(stamp)
-            except ValueError:
-                return f"line {reader.line_num}: timestamp {stamp!r} is not ISO-8601"
-            try:
-                float(value)
-            except ValueError:
-                return f"line {reader.line_num}: value {value!r} is not a number"
-    return "malformed row"
-
-
-def run_detect(file: Path, out: Path | None, seed: int) -> str:
+def run_detect(file: Path, out: Path | None, seed: int, err: Console) -> str:
     """Score the series in ``file``; write ``timestamp,value,score,is_anomaly`` to ``out`` or stdout.
 
-    Returns the summary line.  Raises CommandError naming the first bad row of a malformed CSV.
+    Returns the summary line.  Raises CommandError naming the first bad row (see
+    :mod:`seismo.series_csv` for what is checked) before anything is written.
     """
-    from models.series import read_series_csv, score_series, write_scored_csv
+    from models.series import score_series
+    from seismo.series_csv import SeriesError, read_series, write_scored
 
     try:
-        points = read_series_csv(file)
-    except UnicodeDecodeError:
-        raise CommandError(f"{file}: not a text CSV (it is not UTF-8)") from None
-    except ValueError as exc:
-        reason = str(exc) if str(exc).startswith(str(file)) else f"{file}: {_first_bad_row(file)}"
-        raise CommandError(reason) from None
-    except (TypeError, AttributeError):  # a short row: DictReader fills missing fields with None
-        raise CommandError(f"{file}: {_first_bad_row(file)}") from None
-    if not points:
+        rows = read_series(file)
+    except SeriesError as exc:
+        raise CommandError(str(exc)) from None
+    if not rows:
         raise CommandError(f"{file}: has a timestamp,value header but no rows")
-    scored = list(score_series(points, seed=seed))
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err, transient=True,
+                  disable=len(rows) < BIG_SERIES_ROWS) as progress:
+        task = progress.add_task("scoring", total=len(rows))
+        scored = []
+        for row, point in zip(rows, score_series(((r.timestamp, r.value) for r in rows), seed=seed),
+                              strict=True):
+            scored.append((row, point.score, point.is_anomaly))
+            progress.advance(task)
     with ExitStack() as stack:
-        write_scored_csv(scored, _open_out(stack, out))
-    anomalies = sum(p.is_anomaly for p in scored)
-    return f"{len(scored)} points, {anomalies} anomalies" + (f"; written to {out}" if out else "")
+        write_scored(scored, _open_out(stack, out))
+    anomalies = sum(flag for _, _, flag in scored)
+    return (f"{plural(len(scored), 'point')}, {plural(anomalies, 'anomaly', 'anomalies')}"
+            + (f"; written to {out}" if out else ""))
 
 
 def check_poll_config(source: str, config: Path) -> None:
@@ -163,7 +182,7 @@ def check_poll_config(source: str, config: Path) -> None:
     """
     import importlib
 
-    from producers.config import ConfigError, load_config
+    from producers.config import ConfigError, load_config, resolve_token
     from producers.poll import SOURCES, SourceName, section_of
 
     if source not in SOURCES:
@@ -178,9 +197,6 @@ def check_poll_config(source: str, config: Path) -> None:
             module.settings_from_section(section)
     except ConfigError as exc:
         raise CommandError(str(exc)) from None
-
-
-def configure_logging() -> None:
-    """Log INFO and above to stderr, one line each (the long-running commands report this way)."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if getattr(section, "token_env", None) and resolve_token(section, os.environ) is None:
+        raise CommandError(f"no {source} token: ${section.token_env} is not set (named by {config}); "
+                           f"export it, then `seismo doctor --config {config}` checks it")

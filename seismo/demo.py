@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,11 +29,22 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+def _last_error(log: Path) -> str:
+    """The last ``error:`` line of a child's log (its one-line cause), or its last line."""
+    try:
+        lines = [ln.strip() for ln in log.read_text("utf-8", errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "no log"
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    return (errors or lines or ["empty log"])[-1]
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise DemoError(f"the gateway exited with code {proc.returncode}")
+            raise DemoError(f"the gateway exited with code {proc.returncode}: {_last_error(log)} "
+                            f"(log {log})")
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return
@@ -41,8 +54,13 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
     raise DemoError(f"the gateway did not answer {url} within {timeout:.0f}s")
 
 
-def run_demo(base: Settings, console: Console, port: int | None, exit_after: float | None) -> None:
-    """Blocks until Ctrl-C (or ``exit_after`` seconds); stops everything it started."""
+def run_demo(base: Settings, console: Console, port: int | None, exit_after: float | None,
+             clean_up: bool = True) -> None:
+    """Blocks until Ctrl-C (or ``exit_after`` seconds); stops everything it started.
+
+    With ``clean_up`` it also deletes what the run made: its topics, its Redis keys and,
+    unless the run failed, its log folder.
+    """
     from mcp_gateway.materializer import IncidentMaterializer
     from mcp_gateway.store import IncidentStore
     from producers.publisher import KafkaPublisher
@@ -60,6 +78,7 @@ def run_demo(base: Settings, console: Console, port: int | None, exit_after: flo
         "app_id": f"seismo-demo-{run}" if base.app_id == "seismo" else base.app_id,
     })
     started: list[LocalKafka | LocalRedis] = []
+    succeeded = False
     procs: list[subprocess.Popen[bytes]] = []
     try:
         if not settings.kafka_bootstrap:
@@ -87,7 +106,7 @@ def run_demo(base: Settings, console: Console, port: int | None, exit_after: flo
         port = port or settings.gateway_port
         procs.append(_spawn(["worker"], env, logs / "worker.log"))
         procs.append(_spawn(["gateway", "--port", str(port)], env, logs / "gateway.log"))
-        _wait_http(f"http://127.0.0.1:{port}/healthz", procs[1], 60)
+        _wait_http(f"http://127.0.0.1:{port}/healthz", procs[1], 60, logs / "gateway.log")
         events = demo_events()
         publisher = KafkaPublisher(settings.bootstrap, client_id="seismo-demo")
         codec, raw = codec_for("event"), Topics.from_settings(settings).raw
@@ -105,7 +124,8 @@ def run_demo(base: Settings, console: Console, port: int | None, exit_after: flo
                 found = []
                 while time.monotonic() < deadline:
                     if procs[0].poll() is not None:
-                        raise DemoError(f"the worker exited; see {logs / 'worker.log'}")
+                        raise DemoError(f"the worker exited with code {procs[0].returncode}: "
+                                        f"{_last_error(logs / 'worker.log')} (log {logs / 'worker.log'})")
                     found = store.query(limit=100).incidents
                     if len({s for i in found for s in i.services}) >= 2:
                         break
@@ -115,10 +135,12 @@ def run_demo(base: Settings, console: Console, port: int | None, exit_after: flo
         incidents_table(found, console)
         console.print(f"\nMCP endpoint (streamable HTTP): [bold]http://127.0.0.1:{port}/mcp[/bold]")
         console.print(f"logs: {logs}    topics: {settings.topic_prefix}seismo.*")
-        console.print("Press Ctrl-C to stop everything the demo started.")
+        console.print("Press Ctrl-C to stop everything the demo started"
+                      + (" and remove its topics, state and logs." if clean_up else "."))
         _wait(exit_after)
+        succeeded = True
     except KeyboardInterrupt:
-        pass
+        succeeded = True
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -128,9 +150,69 @@ def run_demo(base: Settings, console: Console, port: int | None, exit_after: flo
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if clean_up and settings.topic_prefix.startswith("demo-"):
+            removed = remove_demo_leftovers(settings, re.escape(f"demo-{run}."), f"seismo-demo-{run}",
+                                            logs if succeeded else None)
+            console.print(f"removed {removed}" + ("" if succeeded else f"; logs kept in {logs}"))
         for service in started:
             service.stop()
         console.print("demo stopped")
+
+
+def remove_demo_leftovers(settings: Settings, topic_prefix: str, redis_marker: str,
+                          logs: Path | None) -> str:
+    """Delete topics matching ``topic_prefix``, Redis keys containing ``redis_marker``, and ``logs``.
+
+    ``topic_prefix`` is a regular expression matched at the start of each topic name.
+
+    Returns what was removed, as a phrase (``6 topics, 1 Redis key, the log folder``).
+    Best effort: a broker or Redis that does not answer leaves its part in place and says so.
+    """
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    from seismo.cliutil import plural
+    from seismo.logs import kafka_logging
+
+    parts: list[str] = []
+    admin = AdminClient(kafka_logging({"bootstrap.servers": settings.bootstrap}))
+    try:
+        pattern = re.compile(topic_prefix)
+        names = [t for t in admin.list_topics(timeout=10).topics if pattern.match(t)]
+        for future in admin.delete_topics(names, operation_timeout=30).values() if names else ():
+            future.result(30)
+        parts.append(plural(len(names), "topic"))
+    except KafkaException as exc:
+        parts.append(f"no topics (Kafka: {exc})")
+    parts.append(_remove_redis_keys(settings.redis, redis_marker))
+    if logs is not None and logs.is_dir():
+        shutil.rmtree(logs, ignore_errors=True)
+        parts.append(f"the log folder {logs}")
+    return ", ".join(parts)
+
+
+def _remove_redis_keys(url: str, marker: str) -> str:
+    import redis
+
+    from seismo.cliutil import plural
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
+        try:
+            keys = list(client.scan_iter(match=f"*{marker}*", count=500))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+    except redis.RedisError as exc:
+        return f"no Redis keys (Redis: {exc})"
+    return plural(len(keys), "Redis key")
+
+
+def clean_all(settings: Settings) -> str:
+    """``seismo demo --clean``: remove what earlier demo runs left (topics, Redis keys, logs)."""
+    return remove_demo_leftovers(settings, r"demo-[0-9a-f]{8}\.seismo\.", "seismo-demo-",
+                                 settings.state_dir / "demo")
 
 
 def _wait(exit_after: float | None) -> None:

@@ -22,8 +22,10 @@ def run_doctor(settings: Settings, console: Console, config: Path | None = None)
     With ``config`` (a poller config file), also checks every source it configures
     (:mod:`producers.checks`: credentials, scopes, reachability); a failing source fails the doctor.
     """
+    from seismo.cliutil import safe_url
     from seismo.local.kafka import broker_answers, jars_dir
     from seismo.local.redis import redis_answers
+    from seismo.preflight import kafka_fix, mask_rules_problem, redis_fix
 
     ok = True
 
@@ -35,11 +37,19 @@ def run_doctor(settings: Settings, console: Console, config: Path | None = None)
 
     kafka = broker_answers(settings.bootstrap, timeout=3.0)
     line(kafka, "kafka", f"{settings.bootstrap} " + ("answers" if kafka else
-         "does not answer: `seismo kafka start`, or set SEISMO_KAFKA_BOOTSTRAP"))
+         f"does not answer: {kafka_fix(settings)}"))
     redis_ok = redis_answers(settings.redis)
-    line(redis_ok, "redis", f"{settings.redis} " + ("answers" if redis_ok else
-         "does not answer: `seismo redis start`, or set SEISMO_REDIS_URL (Seismo runs slower "
-         "without it)"), required=False)
+    redis_url = safe_url(settings.redis)
+    if settings.state_backend == "redis":
+        line(redis_ok, "redis", f"{redis_url} " + ("answers" if redis_ok else
+             f"does not answer, and SEISMO_STATE_BACKEND is redis: {redis_fix(settings)}"))
+    else:
+        line(redis_ok, "redis", f"{redis_url} " + ("answers" if redis_ok else
+             "does not answer (state is kept in memory, SEISMO_STATE_BACKEND=memory; the template "
+             "cache runs without it)"), required=False)
+    if settings.mask_rules_file is not None:
+        problem = mask_rules_problem(settings.mask_rules_file)
+        line(problem is None, "masks", problem or f"{settings.mask_rules_file} loads")
     if not settings.kafka_bootstrap:
         java, mvn = shutil.which("java"), shutil.which("mvn")
         line(java is not None, "java", java or "missing: apt-get install -y openjdk-17-jre-headless")

@@ -7,11 +7,18 @@ environment on its own.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+"""A TCP port: a whole number from 1 to 65535."""
+
+_TOPIC_CHARS = re.compile(r"[A-Za-z0-9._-]*")
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def _home(*parts: str) -> Path:
@@ -46,10 +53,10 @@ class Settings(BaseSettings):
         description="Local broker/redis data, logs and pid files.",
     )
 
-    local_kafka_port: int = Field(default=29092, description="Port of the local broker.")
-    local_kafka_controller_port: int = 29093
+    local_kafka_port: Port = Field(default=29092, description="Port of the local broker.")
+    local_kafka_controller_port: Port = 29093
     local_kafka_heap: str = "768m"
-    local_redis_port: int = 26379
+    local_redis_port: Port = 26379
 
     state_backend: Literal["redis", "memory"] = Field(
         default="redis", description="Where the correlator keeps its state; memory is lost on restart."
@@ -71,7 +78,7 @@ class Settings(BaseSettings):
         default=100_000, ge=1,
         description="Most recent enriched events the gateway keeps searchable; the oldest go first.",
     )
-    worker_web_port: int | None = Field(
+    worker_web_port: Port | None = Field(
         default=None, description="Port of the worker's Faust web server; unset disables it."
     )
     worker_session_timeout_s: float = Field(
@@ -113,10 +120,51 @@ class Settings(BaseSettings):
     )
 
     gateway_host: str = "127.0.0.1"
-    gateway_port: int = 8765
+    gateway_port: Port = 8765
     gateway_transport: Literal["stdio", "streamable-http"] = "streamable-http"
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as text (UTC time, level, logger, message) or JSON objects."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: object) -> object:
+        """``info`` and ``INFO`` are the same level."""
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format_any_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _topic_prefix(cls, value: str) -> str:
+        """Kafka topic names allow only ASCII letters, digits, ``.``, ``_`` and ``-``."""
+        if not _TOPIC_CHARS.fullmatch(value):
+            bad = sorted({c for c in value if not _TOPIC_CHARS.fullmatch(c)})
+            raise ValueError(f"Kafka topic names allow only letters, digits, '.', '_' and '-' "
+                             f"(found {' '.join(repr(c) for c in bad)})")
+        if len(value) > 200:
+            raise ValueError("at most 200 characters (Kafka topic names end at 249)")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(_REDIS_SCHEMES):
+            raise ValueError("a Redis URL starts with redis://, rediss:// or unix:// "
+                             "(e.g. redis://127.0.0.1:6379/0)")
+        return value
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap(cls, value: str | None) -> str | None:
+        """``host:port`` entries separated by commas (a ``PLAINTEXT://``-style scheme is allowed)."""
+        if value is None:
+            return value
 
     @property
     def local_bootstrap(self) -> str:

@@ -12,11 +12,14 @@ from seismo.settings import Settings
 
 
 def redis_answers(url: str) -> bool:
-    """True when a Redis at ``url`` answers PING within a second."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0)
+    """True when a Redis at ``url`` answers PING within a second (a refused password: False)."""
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0)
+    except ValueError:  # not a Redis URL; Settings refuses these, direct callers may not
+        return False
     try:
         return bool(client.ping())
-    except (redis.ConnectionError, redis.TimeoutError):
+    except redis.RedisError:
         return False
     finally:
         client.close()

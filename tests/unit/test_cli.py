@@ -134,7 +134,7 @@ def test_templates_in_loghub_hdfs_format_writes_the_csv_to_out(tmp_path: Path) -
     assert rows[1][1] == rows[2][1] != rows[3][1]
     assert rows[1][2] == "PacketResponder <NUM> for block <ID> terminating"
     summary = one_line(result.stderr)
-    assert "4 lines, 2 templates, 1 lines skipped" in summary
+    assert "4 lines, 2 templates, 1 line skipped" in summary
     assert str(out) in summary
 
 
