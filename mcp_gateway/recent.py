@@ -1,6 +1,6 @@
 """Semantic search over recent enriched events: the window behind the ``search_events`` tool.
 
-Kafka is the persistence. :class:`RecentEventsMaterializer` reads
+Kafka is the persistence. :class:`~mcp_gateway.events_feed.RecentEventsMaterializer` reads
 ``seismo.events.enriched`` from ``max(beginning, first record of the last
 SEISMO_SEARCH_LOOKBACK_S, end - SEISMO_SEARCH_MAX_EVENTS)`` of every partition to
 its end and then follows it, so a restarted gateway rebuilds the same window by
@@ -29,12 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from mcp_gateway.follower import TopicFollower
-from schemas.codec import codec_for
-from schemas.exceptions import SchemaError
 from schemas.models import Event
 from stream_processors.embed import CachedEmbedder, Embedder, EventSearchIndex
 
@@ -315,104 +311,7 @@ def recent_events(settings: Settings) -> RecentEvents:
         raise ValueError(DISABLED)
     inner: Embedder = MiniLMEmbedder() if settings.embedder == "minilm" else HashEmbedder()
     redis_url = None if settings.state_backend == "memory" else settings.redis
-    cache = CachedEmbedder(inner, redis_url, lru_size=settings.embed_lru_size)
+    cache = CachedEmbedder(
+        inner, redis_url, lru_size=settings.embed_lru_size, namespace=settings.embed_cache_prefix
+    )
     return RecentEvents(cache, settings.search_max_events, settings.search_lookback_s)
-
-
-def start_offset(low: int, high: int, by_time: int, max_events: int) -> int:
-    """Where a partition is read from: the later of its beginning ``low``, the first record
-    of the lookback ``by_time`` (negative: no record that recent, so ``high``) and
-    ``high - max_events``."""
-    first_recent = high if by_time < 0 else min(by_time, high)
-    return max(low, first_recent, high - max_events)
-
-
-class RecentEventsMaterializer(TopicFollower):
-    """Feeds :class:`RecentEvents` from ``seismo.events.enriched``.  Daemon thread; ``stop`` joins.
-
-    Never commits offsets: every gateway replica (and every restart) reads the recent part
-    of the topic again. ``recent.caught_up`` is set once every partition was read to the end
-    it had at assignment.
-    """
-
-    def __init__(
-        self, bootstrap: str, topic: str, recent: RecentEvents, batch_size: int = 500
-    ) -> None:
-        super().__init__(bootstrap, topic, "seismo-gateway-search", "recent-events")
-        self.recent = recent
-        self.batch_size = batch_size
-        self.undecodable = 0
-        self.failed_batches = 0
-        self._start: dict[int, int] = {}
-        self._end: dict[int, int] = {}
-
-    def _assign(self) -> None:
-        while (parts := self._partitions()) is not None:
-            try:
-                since_ms = int((self.recent.clock() - self.recent.lookback_s) * 1000)
-                by_time = self._consumer.offsets_for_times(
-                    [TopicPartition(self.topic, p, since_ms) for p in parts], timeout=10
-                )
-                for tp in by_time:
-                    low, high = self._consumer.get_watermark_offsets(
-                        TopicPartition(self.topic, tp.partition), timeout=10
-                    )
-                    self._end[tp.partition] = high
-                    self._start[tp.partition] = start_offset(low, high, tp.offset, self.recent.max_events)
-            except KafkaException as exc:
-                log.warning("waiting for Kafka: %s", exc)
-                self._stop.wait(1.0)
-                continue
-            self._consumer.assign([TopicPartition(self.topic, p, self._start[p]) for p in parts])
-            log.info("reading %d recent events of %s", sum(self._end[p] - self._start[p] for p in parts),
-                     self.topic)
-            return
-
-    def _check_caught_up(self) -> None:
-        todo = [p for p in self._end if self._start[p] < self._end[p]]
-        if todo:
-            positions = self._consumer.position([TopicPartition(self.topic, p) for p in todo])
-            if any(tp.offset < self._end[tp.partition] for tp in positions):
-                return
-        self.recent.caught_up.set()
-
-    def _decode(self, messages: list[Message]) -> list[tuple[Event, float]]:
-        out: list[tuple[Event, float]] = []
-        codec = codec_for("event")
-        for msg in messages:
-            err = msg.error()
-            if err is not None:
-                if err.code() != KafkaError._PARTITION_EOF:
-                    log.warning("enriched-event consumer: %s", err)
-                continue
-            value = msg.value()
-            if value is None:
-                continue
-            try:
-                event = Event.from_avro(codec.decode(value))
-            except (SchemaError, ValidationError) as exc:
-                self.undecodable += 1
-                log.error("skipping undecodable enriched event at %s[%s]@%s: %s",
-                          msg.topic(), msg.partition(), msg.offset(), exc)
-                continue
-            _, ms = msg.timestamp()
-            out.append((event, ms / 1000.0 if ms > 0 else self.recent.clock()))
-        return out
-
-    def _run(self) -> None:
-        try:
-            self._assign()
-            while not self._stop.is_set():
-                messages = self._consumer.consume(self.batch_size, 0.5)
-                batch = self._decode(messages)
-                try:
-                    if batch:
-                        self.recent.add(batch)
-                    self.recent.expire()
-                except Exception:  # an engine failure must not end the feed: the next batch may work
-                    self.failed_batches += 1
-                    log.exception("could not index %d enriched events", len(batch))
-                if not self.recent.caught_up.is_set():
-                    self._check_caught_up()
-        finally:
-            self._consumer.close()

@@ -2,6 +2,8 @@
 
 Written by one materializer thread, read by any number of request handlers;
 every method takes the lock briefly and returns copies, never live views.
+Listeners added with :meth:`IncidentStore.on_change` are called (on the writing
+thread, outside the lock) with the id of every incident that changed.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,15 +52,32 @@ class IncidentStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_id: dict[str, Incident] = {}
+        self._listeners: list[Callable[[str], None]] = []
         self.caught_up = threading.Event()
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(incident_id)`` after each upsert or delete; it must not block or raise."""
+        self._listeners.append(listener)
+
+    def _changed(self, incident_id: str) -> None:
+        for listener in list(self._listeners):
+            listener(incident_id)
 
     def upsert(self, incident: Incident) -> None:
         with self._lock:
             self._by_id[incident.id] = incident
+        self._changed(incident.id)
 
     def delete(self, incident_id: str) -> None:
         with self._lock:
-            self._by_id.pop(incident_id, None)
+            gone = self._by_id.pop(incident_id, None)
+        if gone is not None:
+            self._changed(incident_id)
+
+    def all(self) -> list[Incident]:
+        """Every incident (a copy of the table), in no particular order."""
+        with self._lock:
+            return list(self._by_id.values())
 
     def get(self, incident_id: str) -> Incident | None:
         with self._lock:

@@ -10,13 +10,13 @@ import anyio
 import pytest
 from mcp import Client
 
+from mcp_gateway.events_feed import start_offset
 from mcp_gateway.recent import (
     DISABLED,
     MAX_MESSAGE_CHARS,
     EmptyQuery,
     RecentEvents,
     SearchResults,
-    start_offset,
 )
 from mcp_gateway.server import GatewayContext, build_server
 from mcp_gateway.store import IncidentStore
@@ -199,6 +199,12 @@ def test_each_partition_is_read_from_the_later_of_lookback_size_and_beginning(
     assert start_offset(low, high, by_time, max_events) == expected
 
 
+def ready_store() -> IncidentStore:
+    store = IncidentStore()
+    store.caught_up.set()
+    return store
+
+
 def call(ctx: GatewayContext, *calls: tuple[str, dict[str, Any]]) -> list[Any]:
     async def run() -> list[Any]:
         async with Client(build_server(ctx)) as client:
@@ -208,7 +214,7 @@ def call(ctx: GatewayContext, *calls: tuple[str, dict[str, Any]]) -> list[Any]:
 
 
 def test_the_tool_returns_structured_hits_best_first() -> None:
-    ctx = GatewayContext(IncidentStore(), window())
+    ctx = GatewayContext(ready_store(), window())
 
     async def run() -> None:
         async with Client(build_server(ctx)) as client:
@@ -217,7 +223,7 @@ def test_the_tool_returns_structured_hits_best_first() -> None:
             description = " ".join((tools["search_events"].description or "").split())
             assert "by meaning" in description and "Events are grouped by template" in description
             res = await client.call_tool(
-                "search_events", {"query": "database connection refused", "source": "sentry", "limit": 5}
+                "search_events", {"query": "database connection refused", "source": "sentry", "max_items": 5}
             )
             assert not res.is_error, res.content
             data = res.structured_content
@@ -228,6 +234,7 @@ def test_the_tool_returns_structured_hits_best_first() -> None:
             assert set(data["hits"][0]["latest"]) == {
                 "id", "service", "source", "kind", "severity", "timestamp", "message"
             }
+            assert data["hits"][0]["latest"]["message"].startswith("<untrusted-log-text>")
             assert data["catching_up"] is False
 
     anyio.run(run)
@@ -235,20 +242,20 @@ def test_the_tool_returns_structured_hits_best_first() -> None:
 
 def test_the_tool_says_when_the_window_is_still_loading() -> None:
     recent = window(caught_up=False)
-    (res,) = call(GatewayContext(IncidentStore(), recent), ("search_events", {"query": "disk"}))
+    (res,) = call(GatewayContext(ready_store(), recent), ("search_events", {"query": "disk"}))
     assert not res.is_error and res.structured_content["catching_up"] is True
     recent.caught_up.set()
-    (res,) = call(GatewayContext(IncidentStore(), recent), ("search_events", {"query": "disk"}))
+    (res,) = call(GatewayContext(ready_store(), recent), ("search_events", {"query": "disk"}))
     assert res.structured_content["catching_up"] is False
 
 
 def test_bad_arguments_are_tool_errors_with_a_clear_message() -> None:
     empty, naive, source, limit = call(
-        GatewayContext(IncidentStore(), window()),
+        GatewayContext(ready_store(), window()),
         ("search_events", {"query": "   "}),
         ("search_events", {"query": "disk", "since": "2024-05-01T00:00:00"}),
         ("search_events", {"query": "disk", "source": "twitter"}),
-        ("search_events", {"query": "disk", "limit": 0}),
+        ("search_events", {"query": "disk", "max_items": 0}),
     )
     assert empty.is_error and "query is empty" in str(empty.content)
     assert naive.is_error and "UTC offset" in str(naive.content)
@@ -257,6 +264,6 @@ def test_bad_arguments_are_tool_errors_with_a_clear_message() -> None:
 
 
 def test_with_the_embedder_off_the_tool_explains_how_to_enable_search() -> None:
-    (res,) = call(GatewayContext(IncidentStore()), ("search_events", {"query": "disk"}))
+    (res,) = call(GatewayContext(ready_store()), ("search_events", {"query": "disk"}))
     assert res.is_error and str(res.content).count("SEISMO_EMBEDDER=off") == 1
     assert DISABLED in str(res.content)

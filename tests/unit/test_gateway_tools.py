@@ -47,6 +47,7 @@ def store() -> IncidentStore:
     s = IncidentStore()
     for i in range(25):
         s.upsert(incident(i, "api" if i % 2 else "db", "resolved" if i < 5 else "open"))
+    s.caught_up.set()
     return s
 
 
@@ -80,7 +81,7 @@ def test_list_and_get_tools_return_structured_incidents(store: IncidentStore) ->
         async with Client(server) as client:
             tools = {t.name for t in (await client.list_tools()).tools}
             assert {"list_incidents", "get_incident"} <= tools
-            res = await client.call_tool("list_incidents", {"status": "open", "service": "db", "limit": 3})
+            res = await client.call_tool("list_incidents", {"status": "open", "service": "db", "max_items": 3})
             assert not res.is_error
             data = res.structured_content
             assert isinstance(data, dict)
@@ -88,7 +89,7 @@ def test_list_and_get_tools_return_structured_incidents(store: IncidentStore) ->
             assert data["total"] == 10 and data["next_cursor"]
             nxt = await client.call_tool(
                 "list_incidents",
-                {"status": "open", "service": "db", "limit": 3, "cursor": data["next_cursor"]},
+                {"status": "open", "service": "db", "max_items": 3, "cursor": data["next_cursor"]},
             )
             assert isinstance(nxt.structured_content, dict)
             assert nxt.structured_content["incidents"][0]["id"] == "inc-018"
