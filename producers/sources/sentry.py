@@ -8,6 +8,20 @@ Streams (cursor key ``sentry/NAME``):
   Event per (issue, latest event id).  Cursor ``{since, scan_max, page}``: a
   scan of every issue seen after ``since`` that resumes at ``page`` after a
   restart; when the last page is read, ``since`` becomes the newest ``lastSeen``.
+  A latest event that cannot be read follows :mod:`producers.sources.objects`
+  per issue: 404 (deleted, or not stored yet) publishes the issue from its list
+  fields alone; another 4xx holds the page (read again next cycle) up to
+  ``object_attempts`` times, then parks the issue (dead letter) and publishes it
+  from its list fields; 403 parks it at once.
+
+Rate limits: every Sentry response carries ``X-Sentry-Rate-Limit-Limit``,
+``-Remaining``, ``-Reset`` (UTC epoch seconds when the window resets),
+``-ConcurrentLimit`` and ``-ConcurrentRemaining`` (https://docs.sentry.io/api/ratelimits/).
+:func:`sentry_rate_wait` turns "no request left in this window" into a pause
+until ``Reset``: a 429 waits that long (Sentry does not promise ``Retry-After``)
+and a 2xx that spent the last request holds the source's bucket.  The poller
+sends one request at a time, so the concurrent limit is never the binding one;
+a 429 for it (requests left, none concurrent) backs off like a 5xx.
 * ``releases`` — ``GET /api/0/organizations/{org}/releases/``, newest first,
   down to the cursor's ``since``: one ``deploy`` Event per (release, configured project).
 * ``performance:PROJECT`` — ``GET /api/0/organizations/{org}/events/`` (Discover)
@@ -23,12 +37,23 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
+
 from producers.base import Batch, MalformedPayload, Rejected, SourceContext, Stream
 from producers.config import SentryConfig, resolve_token
 from producers.cursors import Cursor
 from producers.mapping import ServiceMapper
 from producers.ratelimit import Clock
-from producers.sources import HttpApi, build_client, compact_json, iso, parse_time
+from producers.sources import (
+    AccessDenied,
+    ApiRejected,
+    HttpApi,
+    build_client,
+    compact_json,
+    iso,
+    parse_time,
+)
+from producers.sources.objects import ObjectGuard, Verdict, failure_of
 from schemas.models import Entity, Event, EventKind, Metric, Severity, Source
 
 _LINK = re.compile(
@@ -44,6 +69,19 @@ def next_cursor(link: str | None) -> str | None:
         if match["rel"] == "next" and match["results"] == "true":
             return match["cursor"]
     return None
+
+
+def sentry_rate_wait(headers: httpx.Headers, now: datetime) -> float | None:
+    """Seconds until the rate-limit window resets when ``X-Sentry-Rate-Limit-Remaining`` is 0, else None."""
+    remaining, reset = headers.get("X-Sentry-Rate-Limit-Remaining"), headers.get("X-Sentry-Rate-Limit-Reset")
+    if remaining is None or reset is None:
+        return None
+    try:
+        if int(remaining) > 0:
+            return None
+        return max(0.0, float(reset) - now.timestamp())
+    except ValueError:
+        return None
 
 
 def _frames(latest: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -146,6 +184,7 @@ class IssuesStream:
                  clock: Clock) -> None:
         self.cfg, self.project, self.api, self.mapper, self.clock = cfg, project, api, mapper, clock
         self.name = f"issues:{project}"
+        self.guard = ObjectGuard(api.ctx, self.name)
 
     async def fetch(self, cursor: Cursor | None) -> Batch:
         cursor = cursor or _fresh_scan(self.clock.now() - timedelta(hours=1))
@@ -160,28 +199,48 @@ class IssuesStream:
         events: list[Event] = []
         rejected: list[Rejected] = []
         newest: str | None = None
+        hold = False
         for issue in page.body if isinstance(page.body, list) else []:
             try:
                 seen = iso(parse_time(issue["lastSeen"]))
-                body = await self._latest(issue["id"], rejected)
+                body, retry = await self._latest(str(issue["id"]), rejected)
+                if retry:
+                    hold = True  # this page is read again next cycle; its other issues dedup by id
+                    continue
                 events.append(issue_event(org, issue, body, self.mapper))
                 newest = max(filter(None, [newest, seen]))
             except (KeyError, TypeError, ValueError) as exc:
                 rejected.append(Rejected(f"issue not understood: {exc!r}", compact_json(issue)))
         if not isinstance(page.body, list):
             rejected.append(Rejected("issues page is not a JSON list", page.raw[:65536]))
+        if hold:
+            return Batch(events, rejected, None)
         more = next_cursor(page.headers.get("Link"))
         return Batch(events, rejected, _ScanCursor.after_page(cursor, newest, more), more is not None)
 
-    async def _latest(self, issue_id: Any, rejected: list[Rejected]) -> dict[str, Any] | None:
-        """The issue's latest event; a malformed one is dead-lettered and the issue kept without it."""
+    async def _latest(self, issue_id: str, rejected: list[Rejected]) -> tuple[dict[str, Any] | None, bool]:
+        """The issue's latest event (None: publish the issue without it) and whether to hold the page.
+
+        A malformed event is dead-lettered; a 4xx follows the per-object rules (module docstring).
+        """
         path = f"/api/0/organizations/{self.cfg.organization}/issues/{issue_id}/events/latest/"
+        key = f"issue {issue_id}"
+        if self.guard.parked(key):
+            return None, False
         try:
             latest = await self.api.get(self.name, path)
         except MalformedPayload as exc:
             rejected.append(Rejected(exc.reason, exc.payload, exc.error_type))
-            return None
-        return latest.body if isinstance(latest.body, dict) else None
+            return None, False
+        except (ApiRejected, AccessDenied) as exc:
+            failure = failure_of(exc)
+            if failure is None:
+                raise
+            verdict, letter = self.guard.failed(key, failure, f"latest event: {exc}")
+            rejected.extend([letter] if letter else [])
+            return None, verdict is Verdict.RETRY
+        self.guard.succeeded(key)
+        return (latest.body if isinstance(latest.body, dict) else None), False
 
 
 class ReleasesStream:
@@ -289,4 +348,4 @@ async def open_streams(
 ) -> AsyncIterator[list[Stream]]:
     """The configured streams over one HTTP client (closed on exit); token from ``cfg.token_env``."""
     async with build_client(cfg.base_url, resolve_token(cfg, environ), timeout=cfg.timeout_s) as client:
-        yield sentry_streams(cfg, HttpApi(client, ctx), mapper, ctx.clock)
+        yield sentry_streams(cfg, HttpApi(client, ctx, sentry_rate_wait), mapper, ctx.clock)

@@ -5,15 +5,34 @@ Issues are served newest ``lastSeen`` first, filtered by ``lastSeen:>ISO`` in
 (``<url>; rel="next"; results="true"; cursor="0:100:0"``).  Every request
 needs ``Authorization: Bearer TOKEN``.  The organization and project detail
 endpoints answer for ``org`` and the slugs in ``projects``.
+
+Error shapes, as https://docs.sentry.io/api/ documents them:
+
+* 404 ``{"detail": "The requested resource does not exist"}`` for an unknown
+  issue, project or event (an issue's latest event deleted or not stored yet).
+* Rate limits (https://docs.sentry.io/api/ratelimits/): every response carries
+  ``X-Sentry-Rate-Limit-Limit``, ``-Remaining``, ``-Reset`` (UTC epoch seconds
+  when the fixed window ends), ``-ConcurrentLimit`` and ``-ConcurrentRemaining``;
+  a caller over its budget for an endpoint gets 429 with ``{"detail": "You are
+  attempting to use this endpoint too frequently. Limit is N requests in W
+  seconds"}`` and *no* ``Retry-After``.  Set ``rate_limit = (N, W)`` to enforce
+  it per endpoint (numeric path segments are one endpoint) on the clock ``now``.
+* Pagination (https://docs.sentry.io/api/pagination/): ``Link`` holds a
+  ``rel="previous"`` and a ``rel="next"`` entry, each with ``results="true|false"``
+  and ``cursor="VALUE:OFFSET:IS_PREV"``; a ``next`` with ``results="false"`` ends it.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.fakes import FakeHttpServer, Reply, Request
+
+NOT_FOUND = {"detail": "The requested resource does not exist"}
 
 _SEEN = re.compile(r"lastSeen:>(\S+)")
 
@@ -139,8 +158,42 @@ class FakeSentry(FakeHttpServer):
         self.releases: list[dict[str, Any]] = []
         self.discover: dict[str, list[dict[str, Any]]] = {}
         self.projects: set[str] = {"payments", "checkout"}  # what the project detail endpoint knows
+        self.rate_limit: tuple[int, int] = (1000, 1)  # (requests, window seconds) per endpoint
+        self.concurrent_limit = 25
+        self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self._windows: dict[tuple[str, int], int] = {}
+        self._in_flight = 0
+        self._count_lock = threading.Lock()
 
     def handle(self, request: Request) -> Reply:
+        endpoint = re.sub(r"/\d+/", "/{id}/", request.path)
+        limit, window = self.rate_limit
+        now = self.now().timestamp()
+        start = int(now) // window * window
+        with self._count_lock:
+            used = self._windows[(endpoint, start)] = self._windows.get((endpoint, start), 0) + 1
+            self._in_flight += 1
+            concurrent_left = max(0, self.concurrent_limit - self._in_flight)
+        try:
+            if used > limit:
+                detail = (f"You are attempting to use this endpoint too frequently. Limit is {limit} "
+                          f"requests in {window} seconds")
+                reply = Reply(429, {"detail": detail})
+            else:
+                reply = self._route(request)
+        finally:
+            with self._count_lock:
+                self._in_flight -= 1
+        reply.headers.update({
+            "X-Sentry-Rate-Limit-Limit": str(limit),
+            "X-Sentry-Rate-Limit-Remaining": str(max(0, limit - used)),
+            "X-Sentry-Rate-Limit-Reset": str(start + window),
+            "X-Sentry-Rate-Limit-ConcurrentLimit": str(self.concurrent_limit),
+            "X-Sentry-Rate-Limit-ConcurrentRemaining": str(concurrent_left),
+        })
+        return reply
+
+    def _route(self, request: Request) -> Reply:
         if request.headers.get("authorization") != f"Bearer {self.token}":
             return Reply(401, {"detail": "Invalid token"})
         parts = request.path.strip("/").split("/")
@@ -148,7 +201,7 @@ class FakeSentry(FakeHttpServer):
             return self._issues(request, parts[4])
         if parts[:4] == ["api", "0", "projects", self.org] and len(parts) == 5:
             if parts[4] not in self.projects:
-                return Reply(404, {"detail": "The requested resource does not exist"})
+                return Reply(404, NOT_FOUND)
             return Reply(200, {"id": "2", "slug": parts[4], "name": parts[4].title(), "status": "active"})
         if parts == ["api", "0", "organizations", self.org]:
             return Reply(200, {"id": "1", "slug": self.org, "name": self.org.title(),
@@ -157,7 +210,7 @@ class FakeSentry(FakeHttpServer):
             rest = parts[4:]
             if rest[0] == "issues" and rest[2:] == ["events", "latest"]:
                 latest = self.latest.get(rest[1])
-                return Reply(200, latest) if latest else Reply(404, {"detail": "Event not found"})
+                return Reply(200, latest) if latest else Reply(404, NOT_FOUND)
             if rest == ["releases"]:
                 items = sorted(self.releases, key=lambda r: r["dateCreated"], reverse=True)
                 return self._page(request, items, "per_page")
@@ -178,7 +231,7 @@ class FakeSentry(FakeHttpServer):
                         },
                     },
                 )
-        return Reply(404, {"detail": "The requested resource does not exist"})
+        return Reply(404, NOT_FOUND)
 
     def _issues(self, request: Request, project: str) -> Reply:
         items = [i for i in self.issues if i["project"]["slug"] == project]
