@@ -102,10 +102,19 @@ class Guard:
             raise RateLimited(f"rate limit of key {key} reached", wait)
         self.ctx.ready()
 
+    def _rate_of(self, rctx: ServerRequestContext[Any, Any], key: str) -> None:
+        """A key's own rate (``seismo keys create --rate``) overrides the default."""
+        user = getattr(rctx.request, "scope", {}).get("user") if rctx.request is not None else None
+        if isinstance(user, AuthenticatedUser) and user.access_token.claims:
+            rate = user.access_token.claims.get("rate_per_minute")
+            if isinstance(rate, int | float) and rate > 0:
+                self.limiter.overrides[key] = float(rate)
+
     def _wrap(self, method: str, inner: Handler) -> Handler:
         async def guarded(rctx: ServerRequestContext[Any, Any], params: Any) -> Any:
             start = time.perf_counter()
             key, role = caller(rctx)
+            self._rate_of(rctx, key)
             name = str(getattr(params, "name", None) or getattr(params, "uri", ""))
             arguments = getattr(params, "arguments", None)
             outcome, size = "error", 0

@@ -87,6 +87,7 @@ app = typer.Typer(
 )
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(redis_app, name="redis")
+app.add_typer(__import__("mcp_gateway.keys_cli").keys_cli.keys_app, name="keys")
 register_data_commands(app)
 
 

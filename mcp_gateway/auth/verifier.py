@@ -73,7 +73,8 @@ class SeismoTokenVerifier:
             log.error("%s", exc)
             return None
         if key is not None:
-            return AccessToken(token=token, client_id=key.id, scopes=[key.role])
+            claims = {"rate_per_minute": key.rate_per_minute} if key.rate_per_minute else None
+            return AccessToken(token=token, client_id=key.id, scopes=[key.role], claims=claims)
         if self.jwt is not None and token.count(".") == 2:
             return await anyio.to_thread.run_sync(self.jwt.verify, token)
         return None
