@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -35,10 +36,29 @@ class Settings(BaseSettings):
         description="Kafka bootstrap servers; unset means the local broker of `seismo kafka`.",
     )
     redis_url: str | None = Field(
-        default=None, description="Redis URL; unset means the local redis-server Seismo starts."
+        default=None,
+        description="Redis URL (redis://, rediss:// for TLS, a password as rediss://:pass@host:6380/0); "
+        "unset means the local redis-server Seismo starts.",
     )
-    topic_prefix: str = Field(default="", description="Prefix for every topic name.")
-    app_id: str = Field(default="seismo", description="Faust app id = consumer group prefix.")
+    redis_password: SecretStr | None = Field(
+        default=None,
+        description="Redis AUTH password, put into the URL when it has none (e.g. from a Secret).",
+    )
+    redis_ca_file: Path | None = Field(
+        default=None, description="CA bundle that verifies a rediss:// server (default: the system's)."
+    )
+    namespace: str = Field(
+        default="seismo",
+        description="Names this deployment: consumer groups, Redis keys and cache keys derive from it "
+        "(and topics, when it is set), so deployments sharing a broker and a Redis never meet. "
+        "Unset: SEISMO_APP_ID, else SEISMO_TOPIC_PREFIX without its dot, else seismo.",
+    )
+    topic_prefix: str = Field(
+        default="",
+        description="Prefix for every topic name; default `{namespace}.` when SEISMO_NAMESPACE is set "
+        "(none for `seismo`), else none.",
+    )
+    app_id: str = Field(default="seismo", description="Consumer group prefix; default the namespace.")
     partitions: int = Field(default=3, ge=1, description="Partitions of the topics Seismo creates.")
     replication_factor: int = Field(default=1, ge=1, description="Replication of Seismo's topics.")
     raw_retention_ms: int = Field(
@@ -128,6 +148,31 @@ class Settings(BaseSettings):
         default="text", description="Log lines as text (UTC time, level, logger, message) or JSON objects."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_names(cls, data: Any) -> Any:
+        """Fill the unset names from the namespace (see the fields' descriptions)."""
+        if not isinstance(data, dict):
+            return data
+        given = {k: v for k, v in data.items() if v is not None}
+        out = dict(data)
+        if "namespace" in given:
+            namespace = str(given["namespace"])
+            out.setdefault("topic_prefix", "" if namespace == "seismo" else f"{namespace}.")
+        else:
+            prefix = str(given.get("topic_prefix") or "").rstrip(".")
+            namespace = str(given.get("app_id") or prefix or "seismo")
+            out["namespace"] = namespace
+        out.setdefault("app_id", namespace)
+        return out
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        if not value or not _TOPIC_CHARS.fullmatch(value) or len(value) > 100:
+            raise ValueError("a namespace is 1-100 letters, digits, '.', '_' or '-'")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_any_case(cls, value: object) -> object:
@@ -181,4 +226,42 @@ class Settings(BaseSettings):
 
     @property
     def redis(self) -> str:
-        return self.redis_url or self.local_redis_url
+        """The Redis URL every client uses: with the password and CA file when they are set."""
+        url = self.redis_url or self.local_redis_url
+        parts = urlsplit(url)
+        if self.redis_password is not None and parts.scheme != "unix" and not parts.password:
+            secret = quote(self.redis_password.get_secret_value(), safe="")
+            user = quote(parts.username, safe="") if parts.username else ""
+            parts = parts._replace(netloc=f"{user}:{secret}@{parts.netloc.rpartition('@')[2]}")
+        if self.redis_ca_file is not None and parts.scheme == "rediss":
+            extra = f"ssl_ca_certs={quote(str(self.redis_ca_file), safe='/')}"
+            parts = parts._replace(query=f"{parts.query}&{extra}" if parts.query else extra)
+        return urlunsplit(parts)
+
+    @property
+    def redis_display(self) -> str:
+        """:attr:`redis` with the password masked, for logs and ``seismo doctor``."""
+        parts = urlsplit(self.redis)
+        if not parts.password:
+            return urlunsplit(parts)
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+    @property
+    def redis_prefix(self) -> str:
+        """``seismo:{namespace}``: the start of every Redis key of this deployment."""
+        return f"seismo:{self.namespace}"
+
+    @property
+    def state_key(self) -> str:
+        """The Redis hash of the steps' saved states (``seismo:{namespace}:state``)."""
+        return f"{self.redis_prefix}:state"
+
+    @property
+    def embed_cache_prefix(self) -> str:
+        """Prefix of the embedding cache's Redis keys (``seismo:{namespace}:embed``)."""
+        return f"{self.redis_prefix}:embed"
+
+    def group_id(self, step: str) -> str:
+        """The consumer group of ``step`` (``{app_id}-{step}``, e.g. ``seismo-score``)."""
+        return f"{self.app_id}-{step}"

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_NAMESPACE = "seismo:embed"
+"""For tools and benchmarks; a deployment passes ``Settings.embed_cache_prefix``
+(``seismo:{namespace}:embed``), so two namespaces sharing a Redis never share vectors."""
 
 
 @dataclass(frozen=True, slots=True)

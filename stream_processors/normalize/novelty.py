@@ -91,5 +91,7 @@ def novelty_step(settings: Settings, normalizer: Normalizer) -> NoveltyStep | No
 
     inner = MiniLMEmbedder() if settings.embedder == "minilm" else HashEmbedder()
     redis_url = None if settings.state_backend == "memory" else settings.redis
-    cache = CachedEmbedder(inner, redis_url, lru_size=settings.embed_lru_size)
+    cache = CachedEmbedder(
+        inner, redis_url, lru_size=settings.embed_lru_size, namespace=settings.embed_cache_prefix
+    )
     return NoveltyStep(cache, NoveltyIndex(cache.dim, cache.model_version), normalizer)
