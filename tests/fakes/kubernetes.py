@@ -235,6 +235,7 @@ class FakeKubernetes(FakeHttpServer):
         self.pod_metrics: list[dict[str, Any]] | None = None  # None: metrics.k8s.io not served
         self.oldest_rv = 0
         self.watch_lines: list[str] = []  # extra raw lines appended to every watch response
+        self.replicasets: list[dict[str, Any]] = []
         self.deleted: set[str] = set()
         self.forbidden_logs: set[str] = set()
         self.expire_continue = 0
@@ -245,6 +246,8 @@ class FakeKubernetes(FakeHttpServer):
         p = request.path.strip("/").split("/")
         if p[:2] == ["api", "v1"] and p[-1] == "pods" and len(p) in (3, 5):
             return self._list(self._select(self._ns(self.pods, p), request), "PodList", request)
+        if p[:2] == ["api", "v1"] and len(p) == 6 and p[4] == "pods":  # one pod
+            return self._one(self._ns(self.pods, p), p[5])
         if p[:2] == ["api", "v1"] and p[-1] == "events":
             items = self._ns(self.events, p)
             if (request.param("watch") or "").lower() in ("true", "1"):
@@ -256,10 +259,23 @@ class FakeKubernetes(FakeHttpServer):
             if self.pod_metrics is None:
                 # an aggregated API that is not registered: the server's plain 404 for an unknown path
                 return Reply(404, status(404, "NotFound", "the server could not find the requested resource"))
+            if len(p) == 7:  # one pod's metrics
+                return self._one(self._ns(self.pod_metrics, p), p[6])
             return self._list(self._ns(self.pod_metrics, p), "PodMetricsList", request)
         if p[:3] == ["apis", "apps", "v1"] and p[-1] == "deployments":
             return self._list(self._select(self._ns(self.deployments, p), request), "DeploymentList", request)
+        if p[:3] == ["apis", "apps", "v1"] and len(p) == 7 and p[5] == "deployments":  # one deployment
+            return self._one(self._ns(self.deployments, p), p[6])
+        if p[:3] == ["apis", "apps", "v1"] and p[-1] == "replicasets":
+            return self._list(self._select(self._ns(self.replicasets, p), request), "ReplicaSetList", request)
         return Reply(404, status(404, "NotFound", "the server could not find the requested resource"))
+
+    @staticmethod
+    def _one(items: list[dict[str, Any]], name: str) -> Reply:
+        found = [i for i in items if i["metadata"]["name"] == name]
+        if found:
+            return Reply(200, found[0])
+        return Reply(404, status(404, "NotFound", f'"{name}" not found'))
 
     @staticmethod
     def _ns(items: list[dict[str, Any]], parts: list[str]) -> list[dict[str, Any]]:
@@ -363,6 +379,27 @@ def _stamp(line: str) -> float:
     head = line.split(" ", 1)[0].rstrip("Z")
     whole, _, frac = head.partition(".")
     return datetime.fromisoformat(whole).replace(tzinfo=UTC).timestamp() + float(f"0.{frac or 0}")
+
+
+def make_replicaset(deployment: dict[str, Any], revision: int, image: str, created: str) -> dict[str, Any]:
+    """A ReplicaSet owned by ``deployment`` at ``revision``, as ``GET …/replicasets`` lists it."""
+    meta = deployment["metadata"]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": f"{meta['name']}-{revision:x}f9c",
+            "namespace": meta["namespace"],
+            "labels": dict(meta["labels"]),
+            "creationTimestamp": created,
+            "annotations": {"deployment.kubernetes.io/revision": str(revision)},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": meta["name"],
+                                 "uid": meta["uid"], "controller": True}],
+        },
+        "spec": {"replicas": 3,
+                 "template": {"spec": {"containers": [{"name": meta["name"], "image": image}]}}},
+        "status": {"replicas": 3, "readyReplicas": 3},
+    }
 
 
 def kubeconfig(path: Path, servers: dict[str, str], current: str) -> Path:
