@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,6 +18,10 @@ import pytest
 from confluent_kafka import Producer
 from mcp import Client
 
+from mcp_gateway.auth.keys import KeyStore
+from mcp_gateway.auth.roles import Role
+from mcp_gateway.budget import untrusted
+from mcp_gateway.client import gateway_client
 from schemas.codec import codec_for
 from schemas.models import Event
 from seismo.local.redis import redis_answers
@@ -27,6 +32,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 
 T0 = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)  # event time: replayed data is searchable too
 LOOKBACK_S = 3600
+key = ""  # the viewer key of the running gateway (set by `gateway`)
 
 
 @pytest.fixture
@@ -34,7 +40,8 @@ def env(seismo_env: Env) -> Iterator[Env]:
     url = seismo_env.settings.redis
     if not redis_answers(url):
         pytest.fail(f"no Redis answers at {url}: run `seismo redis start` (or .ci/run)")
-    seismo_env.extra.update({"SEISMO_EMBEDDER": "minilm", "SEISMO_SEARCH_LOOKBACK_S": str(LOOKBACK_S)})
+    seismo_env.extra.update({"SEISMO_EMBEDDER": "minilm", "SEISMO_SEARCH_LOOKBACK_S": str(LOOKBACK_S),
+                             "SEISMO_GATEWAY_KEYS_FILE": str(seismo_env.state_dir / "keys.json")})
     yield seismo_env
     # the gateway cached the vectors of this run's (unique) template ids: remove them
     delete_redis_keys(url, f"seismo:embed:*:T{seismo_env.run}*")
@@ -105,10 +112,14 @@ async def search(client: Client, args: dict[str, Any]) -> dict[str, Any]:
     return res.structured_content
 
 
+def viewer_key(env: Env) -> str:
+    return KeyStore(Path(env.extra["SEISMO_GATEWAY_KEYS_FILE"])).create("search", Role.VIEWER)[1]
+
+
 async def session(url: str, expected_events: int, queries: list[dict[str, Any]],
                   then: Callable[[Client], Awaitable[None]] | None = None) -> list[dict[str, Any]]:
     """One MCP session: wait until the gateway has read the window, run ``queries``, then ``then``."""
-    async with Client(url) as client:
+    async with gateway_client(url, key) as client:
         with anyio.fail_after(60):
             while True:
                 probe = await search(client, {"query": "anything"})
@@ -124,6 +135,8 @@ async def session(url: str, expected_events: int, queries: list[dict[str, Any]],
 @contextmanager
 def gateway(env: Env) -> Iterator[tuple[str, Callable[[], Any]]]:
     """A real gateway over streamable HTTP: its MCP URL and a /healthz reader."""
+    global key
+    key = viewer_key(env)
     port = free_port()
     proc = env.spawn("gateway", "--port", str(port), log_name="gateway")
     try:
@@ -142,8 +155,8 @@ def test_search_events_finds_recent_events_of_both_sources_and_survives_a_restar
     count, tid = publish(env)
     queries: list[dict[str, Any]] = [
         {"query": "cannot reach the database"},
-        {"query": "cannot reach the database", "source": "sentry", "limit": 2},
-        {"query": "container ran out of memory", "limit": 1},
+        {"query": "cannot reach the database", "source": "sentry", "max_items": 2},
+        {"query": "container ran out of memory", "max_items": 1},
     ]
     with gateway(env) as (url, health):
         db, db_sentry, oom = anyio.run(session, url, count, queries)
@@ -155,7 +168,7 @@ def test_search_events_finds_recent_events_of_both_sources_and_survives_a_restar
     assert best["template_id"] == tid["db"]
     assert best["count"] == 4
     assert best["sources"] == ["kubernetes", "sentry"] and best["services"] == ["checkout", "payments"]
-    assert best["latest"]["message"] == "connection refused by database host 10.0.0.9 port 5432"
+    assert best["latest"]["message"] == untrusted("connection refused by database host 10.0.0.9 port 5432")
     assert len(best["event_ids"]) == 4
     assert {h["template_id"] for h in db["hits"]} == {tid[n] for n in ("db", "login", "oom", "card")}
     assert [h["score"] for h in db["hits"]] == sorted((h["score"] for h in db["hits"]), reverse=True)
@@ -169,7 +182,7 @@ def test_search_events_finds_recent_events_of_both_sources_and_survives_a_restar
         await anyio.to_thread.run_sync(publish_one, env, tid["tls"])
         with anyio.fail_after(30):
             while True:
-                res = await search(client, {"query": "TLS certificate expired", "limit": 1})
+                res = await search(client, {"query": "TLS certificate expired", "max_items": 1})
                 if res["hits"][0]["template_id"] == tid["tls"]:
                     assert res["indexed_events"] == count + 1
                     return

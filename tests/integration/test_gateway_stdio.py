@@ -47,8 +47,9 @@ def test_a_stdio_client_lists_and_gets_incidents_from_the_compacted_topic(seismo
             with anyio.fail_after(30):
                 while True:
                     res = await client.call_tool("list_incidents", {})
-                    assert isinstance(res.structured_content, dict)
-                    if res.structured_content["total"]:
+                    if res.is_error:  # not caught up with Kafka yet: a retryable refusal
+                        assert "retryable" in str(res.content), res.content
+                    elif isinstance(res.structured_content, dict) and res.structured_content["total"]:
                         break
                     await anyio.sleep(0.3)
             got = await client.call_tool("get_incident", {"id": "inc-stdio"})

@@ -1,0 +1,207 @@
+"""The gateway over streamable HTTP against the real broker, with the real ``mcp`` client:
+authentication, roles, revocation, push on incident change (both protocol eras), fuzzed
+arguments, and tools that refuse until the gateway caught up with Kafka."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp_types import ResourceUpdatedNotification
+
+from mcp_gateway.auth.keys import KeyStore
+from mcp_gateway.auth.roles import Role
+from mcp_gateway.client import gateway_client
+from producers.publisher import KafkaPublisher
+from schemas.codec import codec_for
+from schemas.models import Incident, IncidentStatus
+from seismo.topics import ensure_topics
+from tests.kafka_utils import Env, free_port, stop, wait_for, wait_healthy
+
+pytestmark = pytest.mark.kafka
+
+T0 = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
+NOTIFY_WITHIN_S = 5.0
+
+
+def incident(iid: str, revision: int, title: str = "api: errors") -> Incident:
+    ts = T0 + timedelta(minutes=revision)
+    return Incident(
+        id=iid, revision=revision, status=IncidentStatus.OPEN, title=title, severity="error",
+        opened_at=T0, updated_at=ts, services=["api"], sources=["sentry"],
+        root_cause_candidates=[{"service": "api", "score": 1.0, "reason": "first"}],
+        evidence=[{"event_id": f"e{revision}", "source": "sentry", "kind": "error", "timestamp": ts,
+                   "service": "api", "severity": "error", "summary": "boom"}],
+        event_count=revision,
+    )
+
+
+@dataclass
+class Gateway:
+    env: Env
+    url: str
+    keys: KeyStore
+    tokens: dict[Role, str]
+    audit: Path
+
+    def publish(self, inc: Incident) -> None:
+        pub = KafkaPublisher(self.env.settings.bootstrap)
+        pub.publish(self.env.topic("incidents"), inc.id.encode(), codec_for("incident").encode(inc.to_avro()))
+        pub.flush()
+
+
+@pytest.fixture(scope="module")
+def gw(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    env = Env(state_dir=tmp_path_factory.mktemp("gateway") / "state")
+    keys_file, audit = env.state_dir / "keys.json", env.state_dir / "audit.jsonl"
+    env.extra.update({"SEISMO_EMBEDDER": "off", "SEISMO_STATE_BACKEND": "memory",
+                      "SEISMO_GATEWAY_KEYS_FILE": str(keys_file), "SEISMO_GATEWAY_AUDIT_FILE": str(audit)})
+    ensure_topics(env.settings)
+    keys = KeyStore(keys_file)
+    tokens = {role: keys.create(f"test-{role.value}", role)[1] for role in Role}
+    port = free_port()
+    gateway = Gateway(env, f"http://127.0.0.1:{port}/mcp", keys, tokens, audit)
+    gateway.publish(incident("inc-1", 1))
+    proc = env.spawn("gateway", "--port", str(port), log_name="gateway")
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/healthz", proc)
+        yield gateway
+    except BaseException:
+        print(env.log_tail("gateway"))
+        raise
+    finally:
+        stop(proc)
+
+
+def initialize_body() -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}
+
+
+HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def test_a_call_without_a_valid_key_is_refused_with_401_and_www_authenticate(gw: Gateway) -> None:
+    for auth in ({}, {"Authorization": "Bearer sk-seismo-nope-nope"}, {"Authorization": "Bearer junk"}):
+        res = httpx.post(gw.url, json=initialize_body(), headers={**HEADERS, **auth}, timeout=10)
+        assert res.status_code == 401, res.text
+        assert res.headers["www-authenticate"].startswith("Bearer")
+    ok = httpx.post(gw.url, json=initialize_body(),
+                    headers={**HEADERS, "Authorization": f"Bearer {gw.tokens[Role.VIEWER]}"}, timeout=10)
+    assert ok.status_code == 200
+
+
+def test_a_viewer_gets_incident_tools_and_a_403_tool_error_for_live_and_admin_tools(gw: Gateway) -> None:
+    async def scenario() -> None:
+        async with gateway_client(gw.url, gw.tokens[Role.VIEWER]) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            assert {"list_incidents", "get_incident", "explain_incident"} <= names
+            assert "record_feedback" not in names
+            listed = await client.call_tool("list_incidents", {})
+            assert not listed.is_error and listed.structured_content is not None
+            for tool, args in (("k8s_list_pods", {}), ("record_feedback", {"incident_id": "inc-1",
+                                                                            "outcome": "duplicate"})):
+                res = await client.call_tool(tool, args)
+                assert res.is_error and "403 forbidden" in str(res.content), res.content
+
+    anyio.run(scenario)
+    lines = [json.loads(line) for line in gw.audit.read_text().splitlines()]
+    forbidden = [r for r in lines if r["outcome"] == "Forbidden"]
+    assert {r["tool"] for r in forbidden} >= {"k8s_list_pods", "record_feedback"}
+    assert all(len(r["args_sha256"]) == 64 and r["key_id"] for r in lines)
+
+
+def test_a_revoked_key_stops_working_without_a_restart(gw: Gateway) -> None:
+    key, token = gw.keys.create("short-lived", Role.VIEWER)
+
+    async def works() -> bool:
+        try:
+            async with gateway_client(gw.url, token) as client:
+                return not (await client.call_tool("list_incidents", {})).is_error
+        except Exception:  # the SDK raises its own errors for a 401 on connect
+            return False
+
+    assert anyio.run(works)
+    gw.keys.revoke(key.id)
+    assert not anyio.run(works)
+    res = httpx.post(gw.url, json=initialize_body(), headers={**HEADERS, "Authorization": f"Bearer {token}"})
+    assert res.status_code == 401
+
+
+def test_a_listen_subscriber_hears_of_an_incident_change_within_five_seconds(gw: Gateway) -> None:
+    async def scenario() -> str:
+        async with gateway_client(gw.url, gw.tokens[Role.VIEWER]) as client:
+            assert client.protocol_version == "2026-07-28"
+            async with client.listen(resource_subscriptions=["incident://inc-1"]) as sub:
+                await anyio.to_thread.run_sync(gw.publish, incident("inc-1", 2, "api: more errors"))
+                heard = False
+                with anyio.fail_after(NOTIFY_WITHIN_S):
+                    async for event in sub:
+                        if str(getattr(event, "uri", "")) == "incident://inc-1":
+                            heard = True
+                            break
+                assert heard, "the listen stream ended without the change"
+            got = await client.read_resource("incident://inc-1")
+            return str(got.contents[0].text)  # type: ignore[union-attr]
+
+    assert json.loads(anyio.run(scenario))["title"] == "api: more errors"
+
+
+def test_a_legacy_subscriber_gets_resources_updated_within_five_seconds(gw: Gateway) -> None:
+    heard = anyio.Event()
+
+    async def handler(message: Any) -> None:
+        if isinstance(message, ResourceUpdatedNotification) and str(message.params.uri) == "incident://inc-1":
+            heard.set()
+
+    async def scenario() -> None:
+        viewer = gw.tokens[Role.VIEWER]
+        async with gateway_client(gw.url, viewer, mode="legacy", message_handler=handler) as client:
+            with warnings.catch_warnings():  # resources/subscribe is the legacy path on purpose
+                warnings.simplefilter("ignore", MCPDeprecationWarning)
+                await client.subscribe_resource("incident://inc-1")
+            await anyio.to_thread.run_sync(gw.publish, incident("inc-1", 3, "api: still failing"))
+            with anyio.fail_after(NOTIFY_WITHIN_S):
+                await heard.wait()
+
+    anyio.run(scenario)
+
+
+def test_every_tool_refuses_with_a_retryable_error_until_the_store_caught_up(seismo_env: Env) -> None:
+    seismo_env.extra.update({"SEISMO_KAFKA_BOOTSTRAP": "127.0.0.1:1", "SEISMO_EMBEDDER": "off",
+                             "SEISMO_STATE_BACKEND": "memory",
+                             "SEISMO_GATEWAY_KEYS_FILE": str(seismo_env.state_dir / "keys.json")})
+    _, token = KeyStore(seismo_env.state_dir / "keys.json").create("t", Role.ADMIN)
+    port = free_port()
+    proc = seismo_env.spawn("gateway", "--port", str(port), log_name="gateway")
+    health = f"http://127.0.0.1:{port}/healthz"
+
+    def answers() -> bool:
+        assert proc.poll() is None, seismo_env.log_tail("gateway")
+        try:
+            return httpx.get(health, timeout=1).status_code == 503
+        except httpx.HTTPError:
+            return False
+
+    async def scenario() -> list[Any]:
+        async with gateway_client(f"http://127.0.0.1:{port}/mcp", token) as client:
+            return [await client.call_tool(name, args) for name, args in (
+                ("list_incidents", {}), ("get_incident", {"id": "x"}), ("service_health", {}))]
+
+    try:
+        wait_for(answers, 30, "the gateway to answer /healthz with 503")
+        for res in anyio.run(scenario):
+            text = str(res.content)
+            assert res.is_error and "not caught up with Kafka" in text and "retryable" in text, text
+            assert res.structured_content is None
+    finally:
+        stop(proc)
