@@ -38,6 +38,8 @@ SOURCE_TOKEN_VARS = {
 }
 SETTINGS_VARS = {f"SEISMO_{name.upper()}" for name in Settings.model_fields}
 SECRET_NAME = "seismo-source-tokens"
+REDIS_SECRET = "seismo-redis"
+SECRET_NAMES = {SECRET_NAME, REDIS_SECRET}
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -514,17 +516,115 @@ def test_manifests_hold_no_secret_values_only_references_to_a_secret_by_name(
     for name, s in services.items():
         for key, value in _compose_env(s).items():
             if secretish.search(key):
-                assert re.fullmatch(r"\$\{[A-Z_]+:?-?\}", value), f"{name}: {key} must come from the shell"
+                from_shell = re.fullmatch(r"\$\{[A-Z_]+(:?-?|:\?[^}]*)\}", value)  # ${X}, ${X:-}, ${X:?why}
+                assert from_shell, f"{name}: {key} must come from the shell"
     refs = 0
     for name, w in workloads.items():
         for c in _containers(w):
             for key, entry in _env(c).items():
                 if secretish.search(key):
                     assert "value" not in entry, f"{name}: {key} has a literal value"
-                    assert entry["valueFrom"]["secretKeyRef"]["name"] == SECRET_NAME
+                    assert entry["valueFrom"]["secretKeyRef"]["name"] in SECRET_NAMES
                     refs += 1
     assert refs
-    assert SECRET_NAME in DOCS.read_text("utf-8")
+    for secret in SECRET_NAMES:
+        assert secret in DOCS.read_text("utf-8")
+
+
+# ------------------------------------------------------------------------------------- redis auth, network
+
+
+def _from_secret(entry: dict[str, Any], secret: str, key: str) -> bool:
+    ref = (entry.get("valueFrom") or {}).get("secretKeyRef") or {}
+    return ref.get("name") == secret and ref.get("key") == key
+
+
+def test_redis_requires_the_password_of_a_secret_and_every_seismo_client_of_it_gets_that_password(
+    workloads: dict[str, dict[str, Any]],
+) -> None:
+    (redis,) = _containers(workloads["redis"])
+    args = redis["args"]
+    password_var = re.fullmatch(r"\$\(([A-Z_]+)\)", args[args.index("--requirepass") + 1])
+    assert password_var, "the password is expanded from an env variable, not written here"
+    env = _env(redis)
+    assert _from_secret(env[password_var[1]], REDIS_SECRET, "password")
+    assert _from_secret(env["REDISCLI_AUTH"], REDIS_SECRET, "password"), "the probes' redis-cli must log in"
+    clients = [(n, c) for n, c in _seismo_containers(workloads) if "SEISMO_REDIS_URL" in _env(c)]
+    assert {n for n, _ in clients} >= {"worker", "gateway"}
+    for name, c in clients:
+        assert _from_secret(_env(c)["SEISMO_REDIS_PASSWORD"], REDIS_SECRET, "password"), name
+
+
+def test_compose_redis_requires_a_password_that_the_worker_and_the_gateway_get_from_the_shell(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    command = services["redis"]["command"]
+    password = command[command.index("--requirepass") + 1]
+    assert password.startswith("${SEISMO_REDIS_PASSWORD:?"), "compose refuses to start without one"
+    assert _compose_env(services["redis"])["REDISCLI_AUTH"] == password
+    for name in ("worker", "gateway"):
+        assert _compose_env(services[name])["SEISMO_REDIS_PASSWORD"] == password, name
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a Kubernetes label selector (matchLabels, matchExpressions) selects ``labels``."""
+    if not (selector.get("matchLabels") or selector.get("matchExpressions")):
+        return True  # an empty selector selects every pod
+    if not (selector.get("matchLabels") or {}).items() <= labels.items():
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        value = labels.get(expr["key"])
+        op = expr["operator"]
+        if op == "In" and value not in expr["values"]:
+            return False
+        if op == "NotIn" and value in expr["values"]:
+            return False
+        if op == "Exists" and value is None:
+            return False
+        if op == "DoesNotExist" and value is not None:
+            return False
+    return True
+
+
+def _admitted(k8s_docs: list[dict[str, Any]], target: dict[str, str], port: int,
+              source: dict[str, str]) -> bool:
+    """Whether a pod labelled ``source`` (in the namespace) may connect to ``target`` pods on ``port``."""
+    policies = [d for d in k8s_docs if d["kind"] == "NetworkPolicy"
+                and _selects(d["spec"]["podSelector"], target) and "Ingress" in d["spec"]["policyTypes"]]
+    if not policies:
+        return True  # not isolated
+    for policy in policies:
+        for rule in policy["spec"].get("ingress") or []:
+            ports = {p["port"] for p in rule.get("ports") or []}
+            if ports and port not in ports:
+                continue
+            for peer in rule.get("from") or []:
+                assert set(peer) == {"podSelector"}, "peers are pods of this namespace only"
+                if _selects(peer["podSelector"], source):
+                    return True
+    return False
+
+
+def _pod_labels(workload: dict[str, Any]) -> dict[str, str]:
+    return dict(workload["spec"]["template"]["metadata"]["labels"])
+
+
+def test_network_policies_admit_only_seismo_s_pods_to_redis_and_kafka(
+    k8s_docs: list[dict[str, Any]], workloads: dict[str, dict[str, Any]],
+) -> None:
+    redis, kafka = _pod_labels(workloads["redis"]), _pod_labels(workloads["kafka"])
+    stranger = {"app.kubernetes.io/name": "something-else", "app.kubernetes.io/part-of": "seismo"}
+    for target, port in ((redis, 6379), (kafka, 9092), (kafka, 9093)):
+        assert not _admitted(k8s_docs, target, port, stranger), (target, port)
+        assert not _admitted(k8s_docs, target, port, {}), (target, port)
+    for name, c in _seismo_containers(workloads):
+        labels = _pod_labels(workloads[name])
+        env = _env(c)
+        assert _admitted(k8s_docs, redis, 6379, labels) == ("SEISMO_REDIS_URL" in env), name
+        if "SEISMO_KAFKA_BOOTSTRAP" in env:
+            assert _admitted(k8s_docs, kafka, 9092, labels), name
+        assert not _admitted(k8s_docs, kafka, 9093, labels), f"{name} reaches the KRaft controller"
+    assert _admitted(k8s_docs, kafka, 9093, kafka), "the controller reaches its own quorum port"
 
 
 # ---------------------------------------------------------------------------------------------- pollers
