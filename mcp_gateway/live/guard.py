@@ -138,6 +138,7 @@ class SourceGuard:
     upstream_calls: int = 0
     cache_hits: int = 0
     _inflight: dict[str, asyncio.Future[str]] = field(default_factory=dict)
+    _hold_until: float = 0.0
 
     async def run(self, tool: str, args: Mapping[str, Any], model: type[M],
                   fetch: Callable[[], Awaitable[M]], cache_if: Callable[[M], bool] | None = None) -> M:
@@ -171,6 +172,9 @@ class SourceGuard:
         wait = self.budget.take()
         if wait is not None:
             raise Retryable(f"the gateway's call budget for {self.source} is spent", wait)
+        held = self._hold_until - self.clock.monotonic()
+        if held > self.max_wait_s:
+            raise Retryable(f"{self.source} asked the gateway to slow down (rate limit)", held)
         try:
             await asyncio.wait_for(self.bucket.acquire(), self.max_wait_s)
         except TimeoutError:
@@ -182,5 +186,6 @@ class SourceGuard:
         except Retryable as exc:
             if exc.retry_after is not None:
                 self.bucket.defer(exc.retry_after)
+                self._hold_until = max(self._hold_until, self.clock.monotonic() + exc.retry_after)
             log.info("live %s/%s: %s", self.source, tool, exc)
             raise

@@ -3,7 +3,8 @@
 Only paths built by the tool modules reach :func:`read_json`, always relative to
 the configured base URL; an assistant never supplies a URL.  Outcomes become the
 tool errors of :mod:`mcp_gateway.live.errors` (429/5xx/timeouts retryable with
-``Retry-After`` when sent, 404 not found, other 4xx rejected).
+``Retry-After`` when sent, else Sentry's ``X-Sentry-Rate-Limit-Reset``; 404 not
+found; other 4xx rejected).
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ async def read_json(client: httpx.AsyncClient, source: str, what: str, path: str
     except httpx.TransportError as exc:
         raise Retryable(f"{source} is unreachable for {what} ({type(exc).__name__})") from None
     if response.status_code >= 300:
-        wait = parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
+        now = datetime.now(UTC)
+        wait = parse_retry_after(response.headers.get("Retry-After"), now)
+        reset = response.headers.get("X-Sentry-Rate-Limit-Reset", "")  # Sentry's 429 has no Retry-After
+        if wait is None and response.status_code == 429 and reset.isdigit():
+            wait = max(0.0, int(reset) - now.timestamp())
         raise for_status(source, what, response.status_code, response.text, wait)
     try:
         return json.loads(response.content) if response.content.strip() else None

@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from tests.fakes import FakeHttpServer, Reply, Request
 
@@ -157,6 +158,7 @@ class FakeSentry(FakeHttpServer):
         self.latest: dict[str, dict[str, Any]] = {}
         self.releases: list[dict[str, Any]] = []
         self.discover: dict[str, list[dict[str, Any]]] = {}
+        self.issue_events: dict[str, list[dict[str, Any]]] = {}  # issue id → its events, newest first
         self.projects: set[str] = {"payments", "checkout"}  # what the project detail endpoint knows
         self.rate_limit: tuple[int, int] = (1000, 1)  # (requests, window seconds) per endpoint
         self.concurrent_limit = 25
@@ -214,6 +216,14 @@ class FakeSentry(FakeHttpServer):
             if rest == ["releases"]:
                 items = sorted(self.releases, key=lambda r: r["dateCreated"], reverse=True)
                 return self._page(request, items, "per_page")
+            if rest[0] == "issues" and len(rest) == 2:  # issue details
+                found = [i for i in self.issues if i["id"] == rest[1]]
+                return Reply(200, found[0]) if found else Reply(404, NOT_FOUND)
+            if rest[0] == "issues" and rest[2:] == ["events"]:  # an issue's events, newest first
+                return self._page(request, self.issue_events.get(rest[1], []), "per_page")
+            if rest[0] == "releases" and len(rest) == 2:  # release details (?health=1 adds healthData)
+                found = [r for r in self.releases if r["version"] == unquote(rest[1])]
+                return Reply(200, found[0]) if found else Reply(404, NOT_FOUND)
             if rest == ["events"]:
                 project = (request.param("query") or "").rsplit("project:", 1)[-1]
                 return Reply(
