@@ -10,6 +10,7 @@ wrong and what to set instead::
 
 from __future__ import annotations
 
+import os
 import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -39,7 +40,12 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise SettingsError([describe(err) for err in exc.errors()]) from None
+        errors = exc.errors()
+        # A field derived from another (the namespace from the topic prefix) repeats its
+        # error; report the variables the user actually set when there are any.
+        given = {k.upper() for k in os.environ}
+        typed = [e for e in errors if e["loc"] and PREFIX + str(e["loc"][0]).upper() in given]
+        raise SettingsError([describe(err) for err in typed or errors]) from None
 
 
 def describe(err: ErrorDetails) -> str:

@@ -16,12 +16,19 @@ class StructuredFileError(ValueError):
 def read_structured(path: Path, what: str) -> Any:
     """Parse ``path`` by its suffix (``.toml``, ``.yaml``, ``.yml``); ``what`` names it in errors.
 
-    Raises :class:`StructuredFileError`; an empty YAML file reads as ``{}``.
+    Raises :class:`StructuredFileError` (unreadable, not UTF-8, not valid TOML/YAML, unknown
+    suffix); an empty YAML file reads as ``{}``.
     """
     try:
-        text = path.read_text("utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise StructuredFileError(f"cannot read {what} {path}: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise StructuredFileError(f"{path} ({what}) is not UTF-8 (byte 0x{data[exc.start]:02x} on line "
+                                  f"{line}); save it as UTF-8, e.g. `iconv -f latin1 -t utf-8`") from None
     try:
         if path.suffix == ".toml":
             return tomllib.loads(text)

@@ -1,8 +1,9 @@
 """Rendering incidents for people (rich tables) and programs (JSON, CSV).
 
-The default table is compact: one line per incident at 80 columns, the id never
-wrapped or cut (it is what ``get_incident`` needs), times in UTC with the zone.
-``wide`` adds sources, the update time and the whole title.  CSV uses ``\\n`` endings.
+The default table is compact: one line per incident, never wrapped, the id never
+cut (it is what ``get_incident`` needs), times in UTC with the zone; the title is
+cut to the terminal's width.  ``wide`` adds sources and the update time and cuts
+nothing.  CSV uses ``\\n`` endings.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from rich.console import Console
-from rich.table import Table
 
 from schemas.models import Incident
 from seismo.cliutil import plural
@@ -31,12 +31,11 @@ CSV_COLUMNS = ("id", "status", "severity", "services", "sources", "event_count",
                "updated_at", "resolved_at", "title")
 
 
-def utc(when: datetime | None, seconds: bool = True) -> str:
-    """``2024-05-01 12:00:00Z``: UTC, always with the zone; empty for None."""
+def utc(when: datetime | None, short: bool = False) -> str:
+    """``2024-05-01 12:00:00Z`` (``short``: ``05-01 12:00Z``): UTC, always with the zone; empty for None."""
     if when is None:
         return ""
-    fmt = "%Y-%m-%d %H:%M:%SZ" if seconds else "%Y-%m-%d %H:%MZ"
-    return when.astimezone(UTC).strftime(fmt)
+    return when.astimezone(UTC).strftime("%m-%d %H:%MZ" if short else "%Y-%m-%d %H:%M:%SZ")
 
 
 def incidents_json(incidents: Sequence[Incident]) -> str:
@@ -55,32 +54,34 @@ def incidents_csv(incidents: Sequence[Incident]) -> str:
     return buffer.getvalue()
 
 
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
 def incidents_table(incidents: Sequence[Incident], console: Console, wide: bool = False) -> None:
-    """Print the table (or ``no incidents``) to ``console``."""
+    """Print one line per incident (or ``no incidents``) to ``console``, never wrapped.
+
+    Compact: id, status, severity, opening time, services (cut to 12 characters) and the
+    title cut to the console's width; ``wide`` adds the event count, sources and the update
+    time, and cuts nothing (lines may be long).
+    """
     if not incidents:
         console.print("[dim]no incidents[/dim]")
         return
-    table = Table(title=plural(len(incidents), "incident"), show_lines=False, pad_edge=False)
-    table.add_column("id", no_wrap=True, min_width=len(incidents[0].id))
-    table.add_column("status", no_wrap=True)
-    table.add_column("severity" if wide else "sev", no_wrap=True)
-    table.add_column("services", overflow="fold" if wide else "ellipsis", no_wrap=not wide, max_width=None
-                     if wide else 18)
     if wide:
-        table.add_column("sources", overflow="fold")
-    table.add_column("events", justify="right", no_wrap=True)
-    table.add_column("opened (UTC)", no_wrap=True)
-    if wide:
-        table.add_column("updated (UTC)", no_wrap=True)
-    table.add_column("title", overflow="fold" if wide else "ellipsis", no_wrap=not wide, ratio=1)
-    for inc in incidents:
-        style = "red" if inc.status.value == "open" else "green"
-        cells = [inc.id, f"[{style}]{inc.status.value}[/{style}]", inc.severity.value, ",".join(inc.services)]
-        if wide:
-            cells.append(",".join(inc.sources))
-        cells += [str(inc.event_count), utc(inc.opened_at, seconds=wide)]
-        if wide:
-            cells.append(utc(inc.updated_at))
-        cells.append(inc.title)
-        table.add_row(*cells)
-    console.print(table)
+        header = ["ID", "STATUS", "SEVERITY", "EVENTS", "OPENED (UTC)", "UPDATED (UTC)", "SERVICES",
+                  "SOURCES", "TITLE"]
+        rows = [[i.id, i.status.value, i.severity.value, str(i.event_count), utc(i.opened_at),
+                 utc(i.updated_at), ",".join(i.services), ",".join(i.sources), i.title] for i in incidents]
+    else:
+        header = ["ID", "STATUS", "SEVERITY", "OPENED", "SERVICES", "TITLE"]
+        rows = [[i.id, i.status.value, i.severity.value, utc(i.opened_at, short=True),
+                 _cut(",".join(i.services), 12), i.title] for i in incidents]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    used = sum(widths) + 2 * len(widths)
+    room = None if wide else max(console.width - used, 12)
+    console.print(plural(len(incidents), "incident"), highlight=False)
+    for cells in [header, *rows]:
+        lead = "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False))
+        title = cells[-1] if room is None else _cut(cells[-1], room)
+        console.print(f"{lead}  {title}", markup=False, highlight=False, soft_wrap=True, crop=False)

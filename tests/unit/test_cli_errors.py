@@ -1,0 +1,423 @@
+"""Every mistake a user can make gets one ``error:`` line naming what was typed and the fix (issue 14).
+
+These run the CLI in-process with typer's runner; nothing here needs Kafka or Redis
+(addresses that refuse at once stand in for unreachable ones).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import Result
+
+from schemas.models import Incident
+from tests.unit.test_cli import invoke, one_line
+
+NOWHERE_KAFKA = "127.0.0.1:1"
+NOWHERE_REDIS = "redis://127.0.0.1:1/0"
+
+
+def error_lines(result: Result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+def assert_one_error(result: Result, code: int, *fragments: str) -> str:
+    """Exit ``code``, exactly one ``error:`` line holding every fragment, and no traceback or box."""
+    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+    errors = error_lines(result)
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "╭" not in result.stderr
+    return errors[0]
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No SEISMO_* variable from the developer's shell leaks in; state goes to a temp dir."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("SEISMO_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SEISMO_STATE_DIR", str(tmp_path / "state"))
+    yield
+    logging.getLogger().handlers.clear()
+
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+
+# --- invalid SEISMO_* values ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "fix"),
+    [
+        ("SEISMO_PARTITIONS", "abc", "set a whole number ≥ 1"),
+        ("SEISMO_PARTITIONS", "0", "set a whole number ≥ 1"),
+        ("SEISMO_STATE_BACKEND", "foo", "set one of redis, memory"),
+        ("SEISMO_EMBEDDER", "xyz", "set one of minilm, hash, off"),
+        ("SEISMO_LOG_LEVEL", "LOUD", "set one of DEBUG, INFO, WARNING, ERROR"),
+        ("SEISMO_LOG_FORMAT", "xml", "set one of text, json"),
+        ("SEISMO_GATEWAY_PORT", "abc", "set a whole number ≥ 1 and ≤ 65535"),
+        ("SEISMO_GATEWAY_PORT", "70000", "set a whole number ≥ 1 and ≤ 65535"),
+        ("SEISMO_CORRELATE_WINDOW_S", "-5", "set a number > 0"),
+        ("SEISMO_REDIS_URL", "bogus", "starts with redis://, rediss:// or unix://"),
+        ("SEISMO_KAFKA_BOOTSTRAP", "bogus", "is not host:port"),
+        ("SEISMO_TOPIC_PREFIX", "bad prefix/", "allow only letters, digits"),
+    ],
+)
+@pytest.mark.parametrize("command", [("doctor",), ("incidents",), ("worker",), ("kafka", "status")])
+def test_an_invalid_variable_exits_2_naming_the_variable_its_value_and_the_fix(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, fix: str, command: tuple[str, ...]
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert_one_error(invoke(*command), 2, f"{variable}={value!r}", fix, "or unset it")
+
+
+def test_log_level_and_format_are_accepted_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    from seismo.envcheck import load_settings
+
+    monkeypatch.setenv("SEISMO_LOG_LEVEL", "debug")
+    monkeypatch.setenv("SEISMO_LOG_FORMAT", "JSON")
+    settings = load_settings()
+    assert (settings.log_level, settings.log_format) == ("DEBUG", "json")
+
+
+# --- files ---------------------------------------------------------------------------------------------
+
+
+LATIN1_TOML = '[grafana]\nbase_url = "http://caf\xe9.example"\n'.encode("latin-1")
+
+
+def test_a_poller_config_that_is_not_utf8_exits_2_naming_the_file_and_line(tmp_path: Path) -> None:
+    config = tmp_path / "pollers.toml"
+    config.write_bytes(LATIN1_TOML)
+    assert_one_error(invoke("poll", "grafana", "--config", config), 2, str(config), "not UTF-8",
+                     "line 2", "iconv")
+
+
+def test_a_mask_rules_file_that_is_not_utf8_stops_the_worker_before_kafka(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_bytes(LATIN1_TOML)
+    monkeypatch.setenv("SEISMO_MASK_RULES_FILE", str(rules))
+    monkeypatch.setenv("SEISMO_KAFKA_BOOTSTRAP", NOWHERE_KAFKA)
+    assert_one_error(invoke("worker"), 2, "SEISMO_MASK_RULES_FILE", str(rules), "not UTF-8")
+
+
+def test_a_missing_mask_rules_file_stops_the_worker_and_fails_the_doctor(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from seismo.local import kafka, redis
+
+    missing = tmp_path / "nonexistent.toml"
+    monkeypatch.setenv("SEISMO_MASK_RULES_FILE", str(missing))
+    assert_one_error(invoke("worker"), 2, f"SEISMO_MASK_RULES_FILE={missing} does not exist", "unset it")
+
+    monkeypatch.setattr(kafka, "broker_answers", lambda *a, **k: True)
+    monkeypatch.setattr(redis, "redis_answers", lambda *a, **k: True)
+    doctor = invoke("doctor")
+    assert doctor.exit_code == 1
+    assert f"FAIL masks SEISMO_MASK_RULES_FILE={missing} does not exist" in one_line(doctor.stdout)
+
+
+# --- unreachable services ------------------------------------------------------------------------------
+
+
+def test_worker_with_an_unreachable_broker_fails_at_once_naming_the_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SEISMO_KAFKA_BOOTSTRAP", NOWHERE_KAFKA)
+    assert_one_error(invoke("worker", "--role", "score"), 1, f"Kafka at {NOWHERE_KAFKA} does not answer",
+                     "SEISMO_KAFKA_BOOTSTRAP")
+
+
+@pytest.mark.parametrize("command", [("ingest",), ("incidents",), ("dlq",)])
+def test_data_commands_with_an_unreachable_broker_name_it_and_the_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    monkeypatch.setenv("SEISMO_KAFKA_BOOTSTRAP", NOWHERE_KAFKA)
+    args = [*command, tmp_path / "e.jsonl"] if command == ("ingest",) else list(command)
+    (tmp_path / "e.jsonl").write_text("{}\n", "utf-8")
+    assert_one_error(invoke(*args), 1, f"Kafka at {NOWHERE_KAFKA} does not answer",
+                     "check SEISMO_KAFKA_BOOTSTRAP")
+
+
+def test_doctor_fails_when_the_redis_state_backend_does_not_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from seismo.local import kafka
+
+    monkeypatch.setattr(kafka, "broker_answers", lambda *a, **k: True)
+    monkeypatch.setenv("SEISMO_KAFKA_BOOTSTRAP", NOWHERE_KAFKA)
+    monkeypatch.setenv("SEISMO_REDIS_URL", NOWHERE_REDIS)
+    result = invoke("doctor")
+    assert result.exit_code == 1
+    assert "FAIL redis" in result.stdout
+    assert "SEISMO_STATE_BACKEND is redis" in one_line(result.stdout)
+
+    monkeypatch.setenv("SEISMO_STATE_BACKEND", "memory")
+    relaxed = invoke("doctor")
+    assert relaxed.exit_code == 0, relaxed.stdout
+    assert "warn redis" in relaxed.stdout
+
+
+def test_doctor_with_a_remote_broker_down_does_not_suggest_starting_a_local_one_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from seismo.local import redis
+
+    monkeypatch.setattr(redis, "redis_answers", lambda *a, **k: True)
+    monkeypatch.setenv("SEISMO_KAFKA_BOOTSTRAP", NOWHERE_KAFKA)
+    result = invoke("doctor")
+    assert result.exit_code == 1
+    assert "check SEISMO_KAFKA_BOOTSTRAP" in one_line(result.stdout)
+    assert "or unset it and run `seismo kafka start`" in one_line(result.stdout)
+
+
+def test_doctor_never_prints_the_redis_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEISMO_KAFKA_BOOTSTRAP", NOWHERE_KAFKA)
+    monkeypatch.setenv("SEISMO_REDIS_URL", "redis://:hunter2@127.0.0.1:1/0")
+    result = invoke("doctor")
+    assert "hunter2" not in result.stdout + result.stderr
+    assert "redis://:***@127.0.0.1:1/0" in result.stdout
+
+
+# --- kafka / redis with a remote address ---------------------------------------------------------------
+
+
+def test_kafka_stop_refuses_while_kafka_bootstrap_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEISMO_KAFKA_BOOTSTRAP", NOWHERE_KAFKA)
+    assert_one_error(invoke("kafka", "stop"), 1, f"SEISMO_KAFKA_BOOTSTRAP is set ({NOWHERE_KAFKA})",
+                     "nothing to stop", "unset it")
+
+
+def test_kafka_status_with_kafka_bootstrap_reports_only_that_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEISMO_KAFKA_BOOTSTRAP", NOWHERE_KAFKA)
+    result = invoke("kafka", "status")
+    assert result.exit_code == 1
+    assert one_line(result.stdout) == f"Kafka {NOWHERE_KAFKA} (SEISMO_KAFKA_BOOTSTRAP): does not answer"
+
+
+def test_redis_stop_refuses_while_redis_url_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEISMO_REDIS_URL", NOWHERE_REDIS)
+    assert_one_error(invoke("redis", "stop"), 1, "SEISMO_REDIS_URL is set", "nothing to stop")
+
+
+# --- gateway and demo ports ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["gateway", "demo"])
+def test_a_port_out_of_range_exits_2_naming_it(command: str) -> None:
+    assert_one_error(invoke(command, "--port", "70000"), 2, "--port 70000 is not a TCP port", "1 to 65535")
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        yield held.getsockname()[1]
+
+
+@pytest.mark.parametrize("command", ["gateway", "demo"])
+def test_a_port_in_use_exits_1_before_anything_starts(command: str, busy_port: int) -> None:
+    assert_one_error(invoke(command, "--port", str(busy_port)), 1, f"cannot listen on 127.0.0.1:{busy_port}",
+                     "choose another port with --port")
+
+
+# --- usage errors: the same one-line style --------------------------------------------------------------
+
+
+def test_a_missing_file_is_one_error_line_with_the_help_hint_not_a_box(tmp_path: Path) -> None:
+    assert_one_error(invoke("ingest", tmp_path / "nope.jsonl"), 2, " ingest: ", "does not exist",
+                     " ingest --help`")
+
+
+def test_an_unknown_worker_role_lists_the_roles() -> None:
+    assert_one_error(invoke("worker", "--role", "x"), 2, "'x' is not one of 'all', 'stream', 'score'")
+
+
+def test_version_prints_the_version() -> None:
+    from seismo import __version__
+
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"seismo {__version__}"
+
+
+def test_poll_without_its_token_exits_2_naming_the_variable(tmp_path: Path) -> None:
+    config = tmp_path / "pollers.toml"
+    config.write_text('[grafana]\nbase_url = "http://127.0.0.1:1"\n', "utf-8")
+    assert_one_error(invoke("poll", "grafana", "--config", config), 2, "$SEISMO_GRAFANA_TOKEN is not set",
+                     "seismo doctor --config")
+
+
+def test_an_unexpected_exception_is_one_line_that_says_it_is_a_bug(monkeypatch: pytest.MonkeyPatch) -> None:
+    from seismo import doctor
+
+    def broken(*_: object) -> bool:
+        raise KeyError("oops")
+
+    monkeypatch.setattr(doctor, "run_doctor", broken)
+    assert_one_error(invoke("doctor"), 70, "unexpected KeyError", "SEISMO_DEBUG=1")
+
+
+# --- ingest --dry-run ----------------------------------------------------------------------------------
+
+
+GOOD = {"source": "file", "kind": "log", "timestamp": "2024-05-01T12:00:00Z", "service": "pay",
+        "severity": "info", "message": "ok"}
+
+
+def test_ingest_dry_run_prints_each_reason_with_its_line_number(tmp_path: Path) -> None:
+    events = tmp_path / "bad.jsonl"
+    no_time = {k: v for k, v in GOOD.items() if k != "timestamp"}
+    latin1 = json.dumps({**GOOD, "message": "caf\xe9"}, ensure_ascii=False).encode("latin-1")
+    events.write_bytes(b"\n".join([json.dumps(GOOD).encode(), b"{not json", json.dumps(no_time).encode(),
+                                   latin1]) + b"\n")
+    result = invoke("ingest", "--dry-run", events)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == "1 valid, 3 rejected"
+    reasons = [line for line in result.stderr.splitlines() if ": line " in line]
+    assert reasons[0].startswith(f"{events}: line 2: not valid JSON")
+    assert reasons[1] == f"{events}: line 3: timestamp: Field required"
+    assert reasons[2].startswith(f"{events}: line 4: not UTF-8: byte 0xe9 at column")
+
+
+def test_ingest_dry_run_shows_the_first_reasons_and_says_how_to_see_all(tmp_path: Path) -> None:
+    events = tmp_path / "bad.jsonl"
+    events.write_text("[]\n" * 12, "utf-8")
+    result = invoke("ingest", "--dry-run", events)
+    assert result.exit_code == 1
+    assert len([line for line in result.stderr.splitlines() if ": line " in line]) == 10
+    assert "… and 2 more rejected lines: --reasons 0 prints all" in result.stderr
+    everything = invoke("ingest", "--dry-run", "--reasons", "0", events)
+    assert len([line for line in everything.stderr.splitlines() if ": line " in line]) == 12
+
+
+# --- silent data changes --------------------------------------------------------------------------------
+
+
+def test_templates_redacts_secrets_like_the_pipeline(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("login failed password=hunter2 user=bob\n", "utf-8")
+    result = invoke("templates", log)
+    assert result.exit_code == 0, result.stderr
+    assert "hunter2" not in result.stdout
+    assert "<SECRET:password>" in result.stdout
+
+
+def test_templates_says_which_lines_were_not_utf8_and_writes_lf(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_bytes(b"Connection from 10.0.0.1 closed\ncaf\xe9 opened\n")
+    result = invoke("templates", log)
+    assert result.exit_code == 0, result.stderr
+    assert "1 line not UTF-8 (first: line 2), read as Latin-1" in one_line(result.stderr)
+    assert "café" in result.stdout
+    assert "\r" not in result.stdout
+
+
+def test_simulate_with_out_and_truth_the_same_file_exits_2(tmp_path: Path) -> None:
+    same = tmp_path / "x.json"
+    assert_one_error(invoke("simulate", "--out", same, "--truth", same), 2,
+                     f"--out and --truth name the same file ({same})")
+    assert not same.exists()
+
+
+# --- detect input checks ---------------------------------------------------------------------------------
+
+
+def series(rows: list[str], header: str = "timestamp,value") -> str:
+    return "\n".join([header, *rows]) + "\n"
+
+
+ROWS = [f"2024-05-01T12:{m:02d}:00Z,{10 + m % 3}" for m in range(30)]
+
+
+@pytest.mark.parametrize(
+    ("content", "fragments"),
+    [
+        (series(["2024-05-01T12:00:00Z,1", "2024-05-01T12:01:00Z,nan"]),
+         ["line 3: value 'nan' is not a finite number"]),
+        (series(["2024-05-01T12:00:00Z,inf"]), ["line 2: value 'inf' is not a finite number"]),
+        (series(["2024-05-01T12:05:00Z,1", "2024-05-01T12:00:00Z,2"]),
+         ["line 3: timestamp '2024-05-01T12:00:00Z' is earlier than line 2's", "sort the file"]),
+        (series(["2024-05-01T12:00:00Z,1", "2024-05-01T12:00:00Z,2"]), ["line 3", "repeats line 2's"]),
+        (series(["2024-05-01T12:00:00Z,1", "2024-05-01T12:01:00,2"]), ["line 3", "UTC offset"]),
+        (series(["2024-05-01T12:00:00Z,1"], header="time,v"),
+         ["expected columns timestamp,value in the first line; found 'time,v'"]),
+    ],
+)
+def test_detect_refuses_bad_series_naming_the_line_and_what_was_found(
+    tmp_path: Path, content: str, fragments: list[str]
+) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text(content, "utf-8")
+    assert_one_error(invoke("detect", path), 2, str(path), *fragments)
+
+
+@pytest.mark.parametrize("header", ["\ufefftimestamp,value", "Timestamp,Value", "timestamp, value"])
+def test_detect_accepts_header_variants_and_keeps_timestamps_and_lf(tmp_path: Path, header: str) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text(series(ROWS, header=header), "utf-8")
+    result = invoke("detect", path)
+    assert result.exit_code == 0, result.stderr
+    assert "\r" not in result.stdout
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == ["timestamp", "value", "score", "is_anomaly"]
+    assert [r[0] for r in rows[1:]] == [r.split(",")[0] for r in ROWS]
+    assert "30 points, " in result.stderr
+
+
+# --- output people read ----------------------------------------------------------------------------------
+
+
+def incident(n: int) -> Incident:
+    when = datetime(2024, 5, 1, 12, n, tzinfo=UTC)
+    return Incident.model_validate({
+        "id": f"inc-{n:016x}", "revision": 1, "status": "open", "severity": "critical",
+        "title": "payments: 9 anomalous events, first: KeyError 'currency' in the checkout handler " * 2,
+        "opened_at": when, "updated_at": when, "services": ["payments", "checkout", "ledger"],
+        "sources": ["sentry", "kubernetes"], "root_cause_candidates": [], "evidence": [], "event_count": 9})
+
+
+def test_the_incidents_table_keeps_ids_whole_on_one_line_at_80_columns() -> None:
+    from rich.console import Console
+
+    from seismo.render import incidents_table
+
+    console = Console(width=80, record=True, color_system=None)
+    incidents_table([incident(1), incident(2)], console)
+    text = console.export_text()
+    assert text.splitlines()[0].strip() == "2 incidents"
+    assert "inc-0000000000000001" in text
+    assert "05-01 12:01Z" in text
+    body = [line for line in text.splitlines() if "inc-" in line]
+    assert len(body) == 2
+    assert all(len(line.rstrip()) <= 80 for line in text.splitlines())
+
+
+def test_incidents_csv_and_json_are_machine_readable() -> None:
+    from seismo.render import incidents_csv, incidents_json
+
+    items = [incident(1)]
+    rows = list(csv.DictReader(io.StringIO(incidents_csv(items))))
+    assert rows[0]["id"] == "inc-0000000000000001"
+    assert rows[0]["opened_at"] == "2024-05-01T12:01:00+00:00"
+    assert "\r" not in incidents_csv(items)
+    assert json.loads(incidents_json(items))[0]["id"] == "inc-0000000000000001"
+
+
+def test_help_shows_file_placeholders_as_the_readme_does() -> None:
+    assert "FILE" in invoke("ingest", "--help").stdout
