@@ -22,6 +22,7 @@ from mcp_gateway.context import GatewayContext as GatewayContext
 from mcp_gateway.guard import Guard, RateLimiter
 from mcp_gateway.push import ChangeNotifier
 from mcp_gateway.resources import register_prompts, register_resources
+from mcp_gateway.shape import compact_tools
 from mcp_gateway.tools_incidents import register_incident_tools
 from mcp_gateway.tools_signals import register_signal_tools
 
@@ -67,6 +68,7 @@ def build_server(
     )
     register_incident_tools(server, ctx)
     register_signal_tools(server, ctx)
+    compact_tools(server, {t.name for t in server._tool_manager.list_tools()})
     register_resources(server, ctx)
     register_prompts(server)
     live_tools = live(server) if live is not None else set()
