@@ -15,6 +15,9 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from anyio.from_thread import start_blocking_portal
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp_types import ResourceUpdatedNotification
 
@@ -205,3 +208,63 @@ def test_every_tool_refuses_with_a_retryable_error_until_the_store_caught_up(sei
             assert res.structured_content is None
     finally:
         stop(proc)
+
+
+TOOLS = ["list_incidents", "get_incident", "incident_timeline", "explain_incident", "similar_incidents",
+         "search_events", "what_changed", "service_health", "list_anomalies", "record_feedback",
+         "k8s_list_pods"]
+FIELDS = ["id", "incident_id", "service", "status", "since", "until", "before", "cursor", "max_items",
+          "max_tokens", "query", "source", "window_minutes", "min_score", "outcome", "note", "max_candidates"]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40)
+    | st.sampled_from(["inc-1", "open", "2024-06-01T08:00:00Z", "2024-06-01T08:00:00", "api", "-1", "\x00"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+arguments = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=8), json_values, max_size=5)
+
+
+def test_fuzzed_tool_arguments_never_give_a_500_or_a_traceback(gw: Gateway) -> None:
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(gateway_client(gw.url, gw.tokens[Role.ADMIN])) as client,
+    ):
+        @settings(max_examples=200, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=[HealthCheck.too_slow])
+        @given(name=st.sampled_from(TOOLS), args=arguments)
+        def one_call(name: str, args: dict[str, Any]) -> None:
+            res = portal.call(client.call_tool, name, args)
+            text = str(res.content)
+            assert "Traceback" not in text and 'File "' not in text, text
+            if res.is_error:
+                assert text.strip(), "an error without a reason"
+            else:
+                assert res.structured_content is not None
+
+        one_call()
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(body=st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode())
+       | st.builds(lambda n, a: json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                             "params": {"name": n, "arguments": a}}).encode(),
+                   st.sampled_from(TOOLS), arguments))
+def test_fuzzed_http_bodies_never_give_a_500_or_a_traceback(body: bytes) -> None:
+    url, token = FUZZ_TARGET
+    for version in ("2025-06-18", "2026-07-28"):
+        res = httpx.post(url, content=body, timeout=10, headers={
+            **HEADERS, "Authorization": f"Bearer {token}", "MCP-Protocol-Version": version})
+        assert res.status_code < 500, (res.status_code, res.text)
+        assert "Traceback" not in res.text
+
+
+FUZZ_TARGET: tuple[str, str] = ("", "")
+
+
+@pytest.fixture(autouse=True)
+def _fuzz_target(request: pytest.FixtureRequest) -> None:
+    if request.function is test_fuzzed_http_bodies_never_give_a_500_or_a_traceback:
+        gw: Gateway = request.getfixturevalue("gw")
+        global FUZZ_TARGET
+        FUZZ_TARGET = (gw.url, gw.tokens[Role.VIEWER])
