@@ -55,7 +55,7 @@ def test_a_key_revoked_by_another_process_is_refused_at_its_next_use(tmp_path: P
 def test_a_corrupt_keys_file_is_an_error_naming_the_file(tmp_path: Path) -> None:
     path = tmp_path / "keys.json"
     path.write_text("{not json")
-    with pytest.raises(KeyFileError, match="keys.json"):
+    with pytest.raises(KeyFileError, match=r"keys\.json"):
         KeyStore(path).keys()
     verifier = SeismoTokenVerifier(KeyStore(path))
     assert anyio.run(verifier.verify_token, "sk-seismo-a-b") is None
