@@ -105,7 +105,7 @@ def register_incident_tools(server: MCPServer, ctx: GatewayContext) -> None:
         return max_tokens or ctx.token_budget
 
     @server.tool(structured_output=True)
-    def list_incidents(
+    async def list_incidents(
         status: Literal["open", "resolved"] | None = None,
         service: str | None = None,
         since: datetime | None = None,
@@ -156,7 +156,7 @@ def register_incident_tools(server: MCPServer, ctx: GatewayContext) -> None:
         return fit(build, len(page.incidents), budget(max_tokens))
 
     @server.tool(structured_output=True)
-    def get_incident(
+    async def get_incident(
         id: IncidentId, max_items: MaxItems = 30, max_tokens: MaxTokens = None
     ) -> IncidentDetail:
         """Get one incident by id: status, severity, services, sources, the ranked root-cause

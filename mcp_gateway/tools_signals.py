@@ -300,6 +300,6 @@ def register_signal_tools(server: MCPServer, ctx: GatewayContext) -> None:
     if ctx.noop_tool:
 
         @server.tool(structured_output=True)
-        def noop() -> Noop:
-            """Does nothing (benchmark baseline)."""
+        async def noop() -> Noop:
+            """Does nothing (benchmark baseline; on the event loop, the cheapest a tool can be)."""
             return Noop()
