@@ -61,6 +61,7 @@ def run_demo(base: Settings, console: Console, port: int | None, exit_after: flo
     With ``clean_up`` it also deletes what the run made: its topics, its Redis keys and,
     unless the run failed, its log folder.
     """
+    from mcp_gateway.keys_cli import demo_key
     from mcp_gateway.materializer import IncidentMaterializer
     from mcp_gateway.store import IncidentStore
     from producers.publisher import KafkaPublisher
@@ -134,6 +135,7 @@ def run_demo(base: Settings, console: Console, port: int | None, exit_after: flo
             follower.stop()
         incidents_table(found, console)
         console.print(f"\nMCP endpoint (streamable HTTP): [bold]http://127.0.0.1:{port}/mcp[/bold]")
+        console.print(f"API key (admin, send as `Authorization: Bearer KEY`): {demo_key(settings)}")
         console.print(f"logs: {logs}    topics: {settings.topic_prefix}seismo.*")
         console.print("Press Ctrl-C to stop everything the demo started"
                       + (" and remove its topics, state and logs." if clean_up else "."))
