@@ -212,6 +212,10 @@ def demo(
         console.print(f"removed {clean_all(s)}", highlight=False)
         return
     _require_free_port("127.0.0.1", port or s.gateway_port)
+    if s.kafka_bootstrap:
+        from seismo.preflight import require_kafka
+
+        require_kafka(s)
     try:
         run_demo(s, console, port=port, exit_after=exit_after, clean_up=not keep)
     except DemoError as exc:
@@ -261,7 +265,7 @@ def poll(
 
     check_poll_config(source.value, config)
     s = settings(long_running=True)
-    require_kafka(s, timeout=10)
+    require_kafka(s)
     from producers.poll import poll_command
     from seismo.topics import ensure_topics
 

@@ -120,7 +120,6 @@ def dlq(
 ) -> None:
     """Read the dead letters on seismo.dlq: counts by component and kind, and the newest reasons."""
     from confluent_kafka import KafkaException
-    from rich.table import Table
 
     from seismo.dlq import SinceError, counts, letters_json, parse_since, read_letters
     from seismo.preflight import topics_on_broker
@@ -151,22 +150,15 @@ def dlq(
     console.print(f"{plural(len(letters), 'dead letter')}{scope} on {topic}", highlight=False)
     if not letters:
         return
-    by_kind = Table(show_edge=False, pad_edge=False)
-    for col in ("component", "kind", "count"):
-        by_kind.add_column(col, justify="right" if col == "count" else "left")
     for (comp, kind), n in counts(letters).most_common():
-        by_kind.add_row(comp, kind, str(n))
-    console.print(by_kind)
+        console.print(f"{n:>7}  {comp}  {kind}", markup=False, highlight=False)
     newest = letters[-last:] if last else []
     if newest:
-        table = Table(title=f"newest {plural(len(newest), 'letter')}", show_edge=False, pad_edge=False)
-        table.add_column("logged (UTC)", no_wrap=True)
-        table.add_column("component", no_wrap=True)
-        table.add_column("from", overflow="fold")
-        table.add_column("reason", overflow="fold", ratio=1)
+        console.print(f"newest {plural(len(newest), 'letter')} (logged UTC, component, from, reason):",
+                      highlight=False)
         for x in newest:
-            table.add_row(utc(x.timestamp), x.component, x.origin, x.reason)
-        console.print(table)
+            console.print(f"{utc(x.timestamp)}  {x.component}  {x.origin}  {x.reason}", markup=False,
+                          highlight=False, crop=False)
 
 
 def simulate(
