@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,7 @@ from producers.publisher import KafkaPublisher
 from schemas.codec import codec_for
 from schemas.models import Incident, IncidentStatus
 from seismo.topics import ensure_topics
+from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, make_pod
 from tests.kafka_utils import Env, free_port, stop, wait_for, wait_healthy
 
 pytestmark = pytest.mark.kafka
@@ -65,9 +67,17 @@ class Gateway:
 @pytest.fixture(scope="module")
 def gw(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     env = Env(state_dir=tmp_path_factory.mktemp("gateway") / "state")
+    env.state_dir.mkdir(parents=True)
     keys_file, audit = env.state_dir / "keys.json", env.state_dir / "audit.jsonl"
+    stack = ExitStack()
+    fake = stack.enter_context(FakeKubernetes())
+    fake.pods = [make_pod("web-1", "shop", {"app": "web"})]
+    kube = kubeconfig(env.state_dir / "kubeconfig", {"prod": fake.url}, "prod")
+    sources = env.state_dir / "sources.toml"
+    sources.write_text(f'[kubernetes]\nkubeconfig = "{kube}"\nnamespaces = ["shop"]\n')
     env.extra.update({"SEISMO_EMBEDDER": "off", "SEISMO_STATE_BACKEND": "memory",
-                      "SEISMO_GATEWAY_KEYS_FILE": str(keys_file), "SEISMO_GATEWAY_AUDIT_FILE": str(audit)})
+                      "SEISMO_GATEWAY_KEYS_FILE": str(keys_file), "SEISMO_GATEWAY_AUDIT_FILE": str(audit),
+                      "SEISMO_GATEWAY_SOURCES_CONFIG": str(sources)})
     ensure_topics(env.settings)
     keys = KeyStore(keys_file)
     tokens = {role: keys.create(f"test-{role.value}", role)[1] for role in Role}
@@ -83,6 +93,7 @@ def gw(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         raise
     finally:
         stop(proc)
+        stack.close()
 
 
 def initialize_body() -> dict[str, Any]:
@@ -108,7 +119,7 @@ def test_a_viewer_gets_incident_tools_and_a_403_tool_error_for_live_and_admin_to
         async with gateway_client(gw.url, gw.tokens[Role.VIEWER]) as client:
             names = {t.name for t in (await client.list_tools()).tools}
             assert {"list_incidents", "get_incident", "explain_incident"} <= names
-            assert "record_feedback" not in names
+            assert "record_feedback" not in names and not any(n.startswith("k8s_") for n in names)
             listed = await client.call_tool("list_incidents", {})
             assert not listed.is_error and listed.structured_content is not None
             for tool, args in (("k8s_list_pods", {}), ("record_feedback", {"incident_id": "inc-1",
@@ -117,6 +128,15 @@ def test_a_viewer_gets_incident_tools_and_a_403_tool_error_for_live_and_admin_to
                 assert res.is_error and "403 forbidden" in str(res.content), res.content
 
     anyio.run(scenario)
+
+    async def investigator() -> None:
+        async with gateway_client(gw.url, gw.tokens[Role.INVESTIGATOR]) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            assert "k8s_list_pods" in names and "record_feedback" not in names
+            res = await client.call_tool("k8s_list_pods", {"namespace": "shop"})
+            assert not res.is_error and "web-1" in str(res.structured_content), res.content
+
+    anyio.run(investigator)
     lines = [json.loads(line) for line in gw.audit.read_text().splitlines()]
     forbidden = [r for r in lines if r["outcome"] == "Forbidden"]
     assert {r["tool"] for r in forbidden} >= {"k8s_list_pods", "record_feedback"}
