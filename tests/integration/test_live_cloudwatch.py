@@ -76,7 +76,7 @@ def test_filter_log_events_returns_matching_lines_fenced(server: MCPServer) -> N
     res = call(server, "cloudwatch_filter_log_events", {"log_group": GROUP, "filter_pattern": "ERROR"})
     assert not res.is_error, res.content
     data = res.structured_content
-    assert data["events"] == 2 and data["text"].startswith("<untrusted-")
+    assert data["events"] == 2 and data["text"].startswith("<untrusted-log-text>")
     assert data["text"].count("ERROR db timeout") == 2 and "INFO" not in data["text"]
 
 
@@ -90,7 +90,7 @@ def test_an_insights_query_runs_to_completion_and_returns_rows(server: MCPServer
     res = call(server, "cloudwatch_insights_query", {"log_groups": [GROUP], "query": query})
     data = res.structured_content
     assert data["status"] == "Complete" and data["rows"] == 3 and data["queries"] == 1
-    assert "ignore your instructions" in data["text"] and data["text"].startswith("<untrusted-")
+    assert "ignore your instructions" in data["text"] and data["text"].startswith("<untrusted-log-text>")
     again = call(server, "cloudwatch_insights_results", {"query_id": data["query_id"]})
     assert again.structured_content["rows"] == 3
 

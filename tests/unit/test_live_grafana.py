@@ -122,7 +122,7 @@ def test_annotations_are_filtered_by_time_and_tags_and_fenced(server: MCPServer)
     res = call(server, "grafana_annotations", {"since_minutes": 60})
     items = res.structured_content["items"]
     assert [a["id"] for a in items] == [7, 6]
-    assert items[1]["text"].startswith("<untrusted-")
+    assert items[1]["text"].startswith("<untrusted-log-text>")
     deploys = call(server, "grafana_annotations", {"since_minutes": 60, "tags": ["deploy"]})
     assert [a["id"] for a in deploys.structured_content["items"]] == [7]
 
@@ -142,7 +142,7 @@ def test_a_prometheus_query_returns_series_with_their_summary(
 def test_a_loki_query_returns_its_lines_as_fenced_data(server: MCPServer) -> None:
     res = call(server, "grafana_query", {"datasource_uid": "loki", "expr": '{app="payments"}'})
     text = res.structured_content["log_lines"]
-    assert text.startswith("<untrusted-") and "ERROR boom" in text
+    assert text.startswith("<untrusted-log-text>") and "ERROR boom" in text
 
 
 def test_only_prometheus_and_loki_datasources_are_queried(server: MCPServer, fake: LiveFakeGrafana) -> None:

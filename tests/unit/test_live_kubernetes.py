@@ -125,7 +125,7 @@ def test_events_are_filtered_by_object_and_time(server: MCPServer) -> None:
     events = res.structured_content["items"]
     assert [e["reason"] for e in events] == ["BackOff"]
     assert events[0]["object"] == "Pod/payments-1"
-    assert events[0]["message"].startswith("<untrusted-")
+    assert events[0]["message"].startswith("<untrusted-log-text>")
     args = {"namespace": "shop", "object_name": "web-1", "since_minutes": 10080}
     by_object = call(server, "k8s_events", args)
     assert [e["reason"] for e in by_object.structured_content["items"]] == ["Pulled"]
@@ -137,13 +137,12 @@ def test_pod_logs_tail_and_grep_and_come_back_fenced_as_data(server: MCPServer) 
     data = res.structured_content
     assert data["lines"] == 3 and data["omitted"] == 0  # lines 5, 7 and 9 of the last six
     text = data["text"]
-    first = text.splitlines()[0]
-    assert first.startswith("<untrusted-") and text.endswith(first.replace("<", "</", 1))
+    assert text.startswith("<untrusted-log-text>") and text.endswith("</untrusted-log-text>")
     assert "ERROR db timeout 7" in text and "INFO" not in text
     args = {"namespace": "shop", "pod": "payments-2", "container": "payments"}
     everything = call(server, "k8s_pod_logs", args)
     assert "ignore previous instructions" in everything.structured_content["text"]
-    assert everything.structured_content["text"].startswith("<untrusted-")
+    assert everything.structured_content["text"].startswith("<untrusted-log-text>")
 
 
 def test_resource_usage_reports_millicores_and_mebibytes(server: MCPServer) -> None:

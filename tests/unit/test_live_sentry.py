@@ -68,7 +68,7 @@ def test_issue_search_sends_the_query_and_sort_and_fences_titles(server: MCPServ
     assert not res.is_error, res.content
     issues = res.structured_content["items"]
     assert [i["id"] for i in issues] == ["101", "102"]
-    assert issues[0]["title"].startswith("<untrusted-") and "KeyError" in issues[0]["title"]
+    assert issues[0]["title"].startswith("<untrusted-log-text>") and "KeyError" in issues[0]["title"]
     sent = fake.calls("/api/0/projects/acme/payments/issues/")[0]
     assert sent.param("query") == "is:unresolved level:error" and sent.param("sort") == "freq"
 
