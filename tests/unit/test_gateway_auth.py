@@ -163,3 +163,36 @@ def test_tls_needs_1_2_and_a_renewed_certificate_is_loaded_without_a_restart(tmp
     assert not watcher.check() and watcher.reloads == 0  # a broken pair keeps the old one
     self_signed(tmp_path, "second")
     assert watcher.check() and watcher.reloads == 1
+
+
+def test_with_an_issuer_the_gateway_publishes_rfc9728_metadata_and_names_it_on_401(
+    issuer: tuple[str, Any], tmp_path: Path
+) -> None:
+    from mcp.server.auth.settings import AuthSettings
+    from starlette.testclient import TestClient
+
+    from mcp_gateway.server import build_server
+
+    url, private = issuer
+    resource = "http://127.0.0.1:8765/mcp"
+    verifier = SeismoTokenVerifier(KeyStore(tmp_path / "keys.json"),
+                                   JwtVerifier("https://idp.example", url, resource))
+    auth = AuthSettings(issuer_url="https://idp.example", resource_server_url=resource,  # type: ignore[arg-type]
+                        validate_token_resource=False)
+    store = IncidentStore()
+    store.caught_up.set()
+    app = build_server(GatewayContext(store), auth=auth, verifier=verifier).streamable_http_app()
+    with TestClient(app, base_url="http://127.0.0.1:8765") as http:
+        meta = http.get("/.well-known/oauth-protected-resource/mcp").json()
+        assert meta["resource"] == resource and meta["authorization_servers"] == ["https://idp.example"]
+        refused = http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+        assert refused.status_code == 401
+        assert 'resource_metadata="http://127.0.0.1:8765/.well-known/oauth-protected-resource/mcp"' in \
+            refused.headers["www-authenticate"]
+        token = sign(private, aud=resource)
+        accepted = http.post("/mcp", headers={"Authorization": f"Bearer {token}",
+                                              "Accept": "application/json, text/event-stream"},
+                             json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                                 "protocolVersion": "2025-06-18", "capabilities": {},
+                                 "clientInfo": {"name": "t", "version": "0"}}})
+        assert accepted.status_code == 200, accepted.text
