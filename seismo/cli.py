@@ -2,81 +2,23 @@
 
 Errors: every mistake a user can make ends as ``error: <cause and fix>`` on stderr and
 an exit code (2: fix what you typed; 1: a dependency or the run failed), never a
-traceback.  :class:`SeismoGroup` does this for click's usage errors and for the
-exceptions of :func:`seismo.cliutil.describe_exception`; anything else is a bug and
-says so (``SEISMO_DEBUG=1`` shows its traceback).
+traceback (:class:`seismo.cli_base.SeismoGroup`).  Another sub-command group registers
+here with one ``app.add_typer(...)`` line.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 
-# typer ≥ 0.2x runs on its own copy of click; its exceptions are these, not the click package's.
-from typer._click.core import Context
-from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
-from typer.core import TyperGroup
-
 from seismo import __version__
+from seismo.cli_base import SeismoCommand, SeismoGroup
 from seismo.cli_data import register as register_data_commands
 from seismo.cli_local import kafka_app, redis_app
-from seismo.cliutil import (
-    EXIT_BUG,
-    EXIT_FAILED,
-    EXIT_USAGE,
-    console,
-    debug_enabled,
-    describe_exception,
-    err,
-    fail,
-    print_error,
-    print_warning,
-    safe_url,
-    settings,
-)
-
-
-class SeismoGroup(TyperGroup):
-    """A typer group whose errors, usage errors included, are one ``error:`` line each."""
-
-    def make_context(self, info_name: str | None, args: list[str], parent: Context | None = None,
-                     **extra: Any) -> Context:
-        try:
-            return super().make_context(info_name, args, parent, **extra)
-        except NoArgsIsHelpError:
-            raise
-        except ClickException as exc:
-            raise _usage_error(exc) from None
-
-    def invoke(self, ctx: Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, NoArgsIsHelpError):
-            raise
-        except ClickException as exc:
-            raise _usage_error(exc) from None
-        except Exception as exc:
-            known = describe_exception(exc)
-            if known is not None:
-                print_error(known[0])
-                raise typer.Exit(known[1]) from None
-            if debug_enabled():
-                raise
-            print_error(f"unexpected {type(exc).__name__}: {exc}. This is a bug in Seismo; please report "
-                        "it with the output of the same command run with SEISMO_DEBUG=1")
-            raise typer.Exit(EXIT_BUG) from None
-
-
-def _usage_error(exc: ClickException) -> typer.Exit:
-    ctx = getattr(exc, "ctx", None)
-    where = ctx.command_path if ctx is not None else "seismo"
-    hint = f"; see `{where} --help`" if isinstance(exc, UsageError) else ""
-    print_error(f"{where}: {exc.format_message().rstrip('.')}{hint}")
-    return typer.Exit(exc.exit_code if isinstance(exc, UsageError) else EXIT_USAGE)
-
+from seismo.cliutil import EXIT_FAILED, EXIT_USAGE, console, err, fail, print_warning, safe_url, settings
 
 app = typer.Typer(
     cls=SeismoGroup,
@@ -122,7 +64,7 @@ class Transport(StrEnum):
     streamable_http = "streamable-http"
 
 
-@app.command()
+@app.command(cls=SeismoCommand)
 def worker(
     role: Annotated[WorkerRole, typer.Option(
         help="all: Faust agents (normalize, correlate) plus the score runtime in a child "
@@ -146,7 +88,7 @@ def worker(
     run_worker(s, chosen)
 
 
-@app.command()
+@app.command(cls=SeismoCommand)
 def gateway(
     transport: Annotated[Transport, typer.Option(help="How clients connect.")] = Transport.streamable_http,
     host: Annotated[str | None, typer.Option(help="Bind address (HTTP).")] = None,
@@ -191,7 +133,7 @@ def _require_free_port(host: str, port: int) -> None:
                        "--port or SEISMO_GATEWAY_PORT") from None
 
 
-@app.command()
+@app.command(cls=SeismoCommand)
 def demo(
     port: Annotated[int | None, typer.Option(help="Port of the MCP endpoint, 1-65535.")] = None,
     exit_after: Annotated[float | None, typer.Option(
@@ -222,7 +164,7 @@ def demo(
         raise fail(str(exc)) from exc
 
 
-@app.command()
+@app.command(cls=SeismoCommand)
 def doctor(
     config: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False, readable=True, metavar="FILE",
@@ -247,7 +189,7 @@ class PollSource(StrEnum):
     grafana = "grafana"
 
 
-@app.command()
+@app.command(cls=SeismoCommand)
 def poll(
     source: Annotated[PollSource, typer.Argument(help="Which source to poll.", metavar="SOURCE")],
     config: Annotated[Path, typer.Option(exists=True, dir_okay=False, readable=True, metavar="FILE",

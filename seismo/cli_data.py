@@ -33,6 +33,7 @@ def ingest(
     from producers.exceptions import PublishError
     from producers.ingest import ingest_file
     from producers.publisher import KafkaPublisher
+    from seismo.logs import kafka_logging
     from seismo.preflight import require_kafka
     from seismo.topics import Topics, ensure_topics
 
@@ -42,7 +43,7 @@ def ingest(
     if not dry_run:
         require_kafka(s)
         ensure_topics(s, timeout=15)
-        publisher = KafkaPublisher(s.bootstrap, client_id="seismo-ingest")
+        publisher = KafkaPublisher(s.bootstrap, client_id="seismo-ingest", **kafka_logging())
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as progress:
         task = progress.add_task("ingesting" if publisher else "validating", total=file.stat().st_size)
@@ -212,5 +213,7 @@ def detect(
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    from seismo.cli_base import SeismoCommand
+
     for command in (ingest, incidents, dlq, simulate, templates, detect):
-        app.command()(command)
+        app.command(cls=SeismoCommand)(command)

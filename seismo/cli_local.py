@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import typer
 
+from seismo.cli_base import SeismoCommand, SeismoGroup
 from seismo.cliutil import console, fail, safe_url, settings
 
-kafka_app = typer.Typer(help="Run a local single-node Kafka (KRaft) for development.",
+kafka_app = typer.Typer(cls=SeismoGroup, help="Run a local single-node Kafka (KRaft) for development.",
                         no_args_is_help=True)
-redis_app = typer.Typer(help="Run a local redis-server for development.", no_args_is_help=True)
+redis_app = typer.Typer(cls=SeismoGroup, help="Run a local redis-server for development.",
+                        no_args_is_help=True)
 
 
 def _kafka_is_remote(verb: str) -> None:
@@ -30,7 +32,7 @@ def _redis_is_remote(verb: str) -> None:
                    f"so there is nothing to {verb}; unset it to manage the local redis-server")
 
 
-@kafka_app.command("start")
+@kafka_app.command(cls=SeismoCommand, name="start")
 def kafka_start() -> None:
     """Fetch Kafka's jars (once) and start one KRaft broker on 127.0.0.1.  Idempotent."""
     from seismo.local.kafka import LocalKafka
@@ -42,7 +44,7 @@ def kafka_start() -> None:
     console.print(f"Kafka answers at [bold]{status.bootstrap}[/bold] (pid {pid})")
 
 
-@kafka_app.command("stop")
+@kafka_app.command(cls=SeismoCommand, name="stop")
 def kafka_stop() -> None:
     """Stop the broker `seismo kafka start` started (never any other process)."""
     from seismo.local.kafka import LocalKafka
@@ -52,7 +54,7 @@ def kafka_stop() -> None:
     console.print("Kafka stopped" if stopped else "no Kafka started by seismo is running")
 
 
-@kafka_app.command("status")
+@kafka_app.command(cls=SeismoCommand, name="status")
 def kafka_status() -> None:
     """Say which broker Seismo uses, whether it answers, and the process behind it.
 
@@ -70,7 +72,7 @@ def kafka_status() -> None:
         raise typer.Exit(1)
 
 
-@redis_app.command("start")
+@redis_app.command(cls=SeismoCommand, name="start")
 def redis_start() -> None:
     """Start redis-server on 127.0.0.1 unless SEISMO_REDIS_URL is set.  Idempotent."""
     from seismo.local.redis import LocalRedis
@@ -80,7 +82,7 @@ def redis_start() -> None:
     console.print(f"Redis answers at [bold]{safe_url(st.url)}[/bold]")
 
 
-@redis_app.command("stop")
+@redis_app.command(cls=SeismoCommand, name="stop")
 def redis_stop() -> None:
     """Stop the redis-server `seismo redis start` started."""
     from seismo.local.redis import LocalRedis
@@ -90,7 +92,7 @@ def redis_stop() -> None:
     console.print("Redis stopped" if stopped else "no Redis started by seismo is running")
 
 
-@redis_app.command("status")
+@redis_app.command(cls=SeismoCommand, name="status")
 def redis_status() -> None:
     """Say which Redis Seismo uses and whether it answers (exit 0), or not (exit 1)."""
     from seismo.local.redis import LocalRedis

@@ -70,6 +70,7 @@ def run_demo(base: Settings, console: Console, port: int | None, exit_after: flo
     from seismo.local.kafka import LocalKafka
     from seismo.local.process import LocalServiceError
     from seismo.local.redis import LocalRedis
+    from seismo.logs import kafka_logging
     from seismo.render import incidents_table
     from seismo.topics import Topics, ensure_topics
 
@@ -109,7 +110,7 @@ def run_demo(base: Settings, console: Console, port: int | None, exit_after: flo
         procs.append(_spawn(["gateway", "--port", str(port)], env, logs / "gateway.log"))
         _wait_http(f"http://127.0.0.1:{port}/healthz", procs[1], 60, logs / "gateway.log")
         events = demo_events()
-        publisher = KafkaPublisher(settings.bootstrap, client_id="seismo-demo")
+        publisher = KafkaPublisher(settings.bootstrap, client_id="seismo-demo", **kafka_logging())
         codec, raw = codec_for("event"), Topics.from_settings(settings).raw
         for ev in events:
             publisher.publish(raw, ev.service.encode(), codec.encode(ev.to_avro()))

@@ -9,6 +9,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from seismo.logs import kafka_logging
 from seismo.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     Raises :class:`confluent_kafka.KafkaException` when the broker refuses a
     creation for any reason other than "already exists".
     """
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap, "log_level": 3})
+    admin = AdminClient(kafka_logging({"bootstrap.servers": settings.bootstrap, "log_level": 3}))
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [s for s in topic_specs(settings) if s.topic not in existing]
     created: list[str] = []

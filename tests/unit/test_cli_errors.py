@@ -419,5 +419,17 @@ def test_incidents_csv_and_json_are_machine_readable() -> None:
     assert json.loads(incidents_json(items))[0]["id"] == "inc-0000000000000001"
 
 
-def test_help_shows_file_placeholders_as_the_readme_does() -> None:
-    assert "FILE" in invoke("ingest", "--help").stdout
+COMMANDS = [("ingest",), ("incidents",), ("dlq",), ("simulate",), ("templates",), ("detect",), ("worker",),
+            ("gateway",), ("demo",), ("doctor",), ("poll",), ("kafka", "start"), ("redis", "status"), ()]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_shows_no_bool_placeholder_and_no_braces(command: tuple[str, ...]) -> None:
+    text = invoke(*command, "--help").stdout
+    assert "<bool>" not in text
+    assert "{" not in text
+
+
+def test_usage_lines_name_files_as_the_readme_does() -> None:
+    assert "ingest [OPTIONS] FILE" in one_line(invoke("ingest", "--help").stdout)
+    assert "poll [OPTIONS] SOURCE" in one_line(invoke("poll", "--help").stdout)
