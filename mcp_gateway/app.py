@@ -23,7 +23,7 @@ from mcp_gateway.auth.verifier import JwtVerifier, SeismoTokenVerifier
 from mcp_gateway.context import GatewayContext
 from mcp_gateway.events_feed import RecentEventsMaterializer
 from mcp_gateway.events_log import EventLog
-from mcp_gateway.feedback import FeedbackLog, feedback_topic
+from mcp_gateway.feedback import FeedbackLog, FeedbackMaterializer, feedback_topic
 from mcp_gateway.guard import RateLimiter
 from mcp_gateway.links import LinkBases
 from mcp_gateway.materializer import IncidentMaterializer
@@ -102,12 +102,12 @@ def run_gateway(
     feed = RecentEventsMaterializer(settings.bootstrap, topics.enriched, events, recent)
     anomalies = AnomalyWindow(lookback_s=settings.search_lookback_s)
     anomaly_feed = AnomalyMaterializer(settings.bootstrap, topics.anomalies, anomalies)
-    followers = [materializer, feed, anomaly_feed]
+    feedback = FeedbackLog(settings.bootstrap, feedback_topic(settings.topic_prefix))
+    followers = [materializer, feed, anomaly_feed, FeedbackMaterializer(settings.bootstrap, feedback)]
     for f in followers:
         f.start()
     ctx = GatewayContext(
-        store, recent, disabled, events=events, anomalies=anomalies,
-        feedback=FeedbackLog(settings.bootstrap, feedback_topic(settings.topic_prefix)),
+        store, recent, disabled, events=events, anomalies=anomalies, feedback=feedback,
         embedder=recent.query_embedder if recent is not None else None,
         links=LinkBases.from_settings(gs), token_budget=gs.token_budget, noop_tool=gs.noop_tool,
     )

@@ -1,19 +1,27 @@
-"""``record_feedback``'s writer: verdicts on the compacted ``seismo.feedback`` topic (key = incident id).
+"""``record_feedback``'s writer and reader: verdicts on the compacted ``seismo.feedback`` topic
+(key = incident id).
 
-The topic is created (compacted) on first use.  :meth:`FeedbackLog.record` blocks until the
-broker acknowledged the record (``acks=all``) or raises :class:`RecoverableError`.
+The topic is created (compacted) at the first verdict.  :meth:`FeedbackLog.record` blocks until
+the broker acknowledged the record (``acks=all``) or raises :class:`RecoverableError`;
+:class:`FeedbackMaterializer` reads every verdict back, so all replicas know the latest.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from pydantic import ValidationError
 
 from mcp_gateway.errors import RecoverableError
+from mcp_gateway.follower import TopicFollower
 from schemas.codec import codec_for
+from schemas.exceptions import SchemaError
 from schemas.feedback import Feedback
+
+log = logging.getLogger(__name__)
 
 
 def feedback_topic(prefix: str) -> str:
@@ -29,6 +37,7 @@ class FeedbackLog:
         self.timeout = timeout
         self._producer: Producer | None = None
         self._lock = threading.Lock()
+        self.lock = threading.Lock()  # guards `latest`
         self.latest: dict[str, Feedback] = {}
 
     def _ensure(self) -> Producer:
@@ -61,6 +70,10 @@ class FeedbackLog:
         )
         return self._producer
 
+    def verdict(self, incident_id: str) -> Feedback | None:
+        with self.lock:
+            return self.latest.get(incident_id)
+
     def record(self, feedback: Feedback) -> None:
         with self._lock:
             producer = self._ensure()
@@ -80,4 +93,35 @@ class FeedbackLog:
                 raise RecoverableError(
                     f"Kafka did not acknowledge the feedback ({'; '.join(errors) or 'timed out'}); retry", 5.0
                 )
-            self.latest[feedback.incident_id] = feedback
+            with self.lock:
+                self.latest[feedback.incident_id] = feedback
+
+
+class FeedbackMaterializer(TopicFollower):
+    """Reads the compacted ``seismo.feedback`` from the beginning into ``log.latest`` and follows it,
+    so every replica (and a restarted gateway) knows each incident's latest verdict.  Daemon thread."""
+
+    def __init__(self, bootstrap: str, log: FeedbackLog) -> None:
+        super().__init__(bootstrap, log.topic, "seismo-gateway-feedback", "feedback")
+        self.log = log
+
+    def _run(self) -> None:
+        codec = codec_for("feedback")
+        try:
+            parts = self._partitions()
+            if parts is None:
+                return
+            self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in parts])
+            while not self._stop.is_set():
+                msg = self._consumer.poll(0.5)
+                if msg is None or msg.error() is not None or msg.value() is None:
+                    continue
+                try:
+                    fb = Feedback.from_avro(codec.decode(msg.value()))
+                except (SchemaError, ValidationError) as exc:
+                    log.error("skipping undecodable feedback at offset %s: %s", msg.offset(), exc)
+                    continue
+                with self.log.lock:
+                    self.log.latest[fb.incident_id] = fb
+        finally:
+            self._consumer.close()

@@ -72,7 +72,7 @@ def detail(ctx: GatewayContext, incident_id: str, max_items: int, max_tokens: in
     """An incident with its most telling evidence within the budget (get_incident, incident://)."""
     inc = _incident(ctx, incident_id)
     refs = sorted(_evidence_refs(ctx, inc), key=_telling)
-    fb = ctx.feedback.latest.get(inc.id) if ctx.feedback is not None else None
+    fb = ctx.feedback.verdict(inc.id) if ctx.feedback is not None else None
 
     def build(k: int) -> IncidentDetail:
         return IncidentDetail(

@@ -27,10 +27,11 @@ from mcp_gateway.auth.roles import Role
 from mcp_gateway.client import gateway_client
 from producers.publisher import KafkaPublisher
 from schemas.codec import codec_for
+from schemas.feedback import Feedback
 from schemas.models import Incident, IncidentStatus
 from seismo.topics import ensure_topics
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, make_pod
-from tests.kafka_utils import Env, free_port, stop, wait_for, wait_healthy
+from tests.kafka_utils import Env, free_port, read_topic, stop, wait_for, wait_healthy
 
 pytestmark = pytest.mark.kafka
 
@@ -288,3 +289,26 @@ def _fuzz_target(request: pytest.FixtureRequest) -> None:
         gw: Gateway = request.getfixturevalue("gw")
         global FUZZ_TARGET
         FUZZ_TARGET = (gw.url, gw.tokens[Role.VIEWER])
+
+
+def test_an_admin_records_feedback_on_the_compacted_topic_and_get_incident_shows_it(gw: Gateway) -> None:
+    async def scenario() -> dict[str, Any]:
+        async with gateway_client(gw.url, gw.tokens[Role.ADMIN]) as client:
+            res = await client.call_tool("record_feedback", {
+                "incident_id": "inc-1", "outcome": "resolved_by_remediation", "remediation": "rollback"})
+            assert not res.is_error, res.content
+            assert res.structured_content is not None
+            assert res.structured_content["topic"] == gw.env.topic("feedback")
+            missing = await client.call_tool("record_feedback", {"incident_id": "nope",
+                                                                 "outcome": "duplicate"})
+            assert missing.is_error and "no incident with id 'nope'" in str(missing.content)
+            got = await client.call_tool("get_incident", {"id": "inc-1"})
+            assert got.structured_content is not None
+            return got.structured_content
+
+    assert anyio.run(scenario)["feedback"] == "resolved_by_remediation"
+    records = read_topic(gw.env.topic("feedback"))
+    assert records and {k for k, _ in records} == {b"inc-1"}
+    fb = Feedback.from_avro(codec_for("feedback").decode(records[-1][1] or b""))
+    admin = gw.keys.verify(gw.tokens[Role.ADMIN])
+    assert admin is not None and fb.remediation == "rollback" and fb.recorded_by == admin.id
