@@ -55,7 +55,8 @@ class WorkerRole(StrEnum):
     """Mirrors ``stream_processors.runtime.worker.ROLES``, kept light for --help."""
 
     all = "all"
-    stream = "stream"
+    normalize = "normalize"
+    correlate = "correlate"
     score = "score"
 
 
@@ -67,8 +68,14 @@ class Transport(StrEnum):
 @app.command(cls=SeismoCommand)
 def worker(
     role: Annotated[WorkerRole, typer.Option(
-        help="all: Faust agents (normalize, correlate) plus the score runtime in a child "
-        "process; stream: the Faust agents only; score: the score runtime only.")] = WorkerRole.all,
+        help="all: every step (normalize, correlate, score); or one step, with more workers of "
+        "other roles here or on other machines.")] = WorkerRole.all,
+    processes: Annotated[int | None, typer.Option(
+        min=1, max=64, help="Processes per step (default SEISMO_WORKER_PROCESSES, 1); each joins the "
+        "step's consumer group, so up to one per partition share its work.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        min=1, max=65535, help="Serve Prometheus /metrics on this port (default "
+        "SEISMO_WORKER_METRICS_PORT; off).")] = None,
 ) -> None:
     """Run the stream processors (normalize → correlate, and score) until Ctrl-C."""
     from seismo.local.redis import redis_answers
@@ -85,7 +92,7 @@ def worker(
     chosen = next((r for r in ROLES if r == role.value), None)
     if chosen is None:
         raise fail(f"unknown role {role.value!r}: use one of {', '.join(ROLES)}", EXIT_USAGE)
-    run_worker(s, chosen)
+    run_worker(s, chosen, processes, metrics_port)
 
 
 @app.command(cls=SeismoCommand)

@@ -98,8 +98,19 @@ class Settings(BaseSettings):
         default=100_000, ge=1,
         description="Most recent enriched events the gateway keeps searchable; the oldest go first.",
     )
-    worker_web_port: Port | None = Field(
-        default=None, description="Port of the worker's Faust web server; unset disables it."
+    worker_metrics_port: Port | None = Field(
+        default=None, description="Port of the worker's Prometheus /metrics endpoint; unset disables it."
+    )
+    worker_processes: int = Field(
+        default=1, ge=1, le=64, description="Processes per step that `seismo worker` runs."
+    )
+    worker_batch_size: int = Field(
+        default=1000, ge=1, description="Records a step takes from the broker per fetch."
+    )
+    worker_checkpoint_s: float = Field(
+        default=5.0, gt=0,
+        description="Seconds between a step's checkpoints under a backlog (outputs acknowledged, states "
+        "saved, offsets committed); a crash replays at most this much. A caught-up step checkpoints at once.",
     )
     worker_session_timeout_s: float = Field(
         default=10.0, ge=6.0, description="Consumer-group session timeout of the worker."
@@ -126,14 +137,6 @@ class Settings(BaseSettings):
     score_novelty_threshold: float = Field(
         default=0.5, ge=0, le=1,
         description="Novelty from which a service's first use of a template is anomalous.",
-    )
-    score_batch_size: int = Field(
-        default=1000, ge=1, description="Enriched events the scorer takes from the broker per fetch."
-    )
-    score_checkpoint_s: float = Field(
-        default=5.0, gt=0,
-        description="Seconds between the scorer's checkpoints (anomalies acknowledged, states saved, "
-        "offsets committed); a crash replays at most this much.",
     )
     score_probation_windows: int = Field(
         default=5, ge=1, description="Closed windows of baseline before a service's windows are judged."
@@ -210,6 +213,12 @@ class Settings(BaseSettings):
         """``host:port`` entries separated by commas (a ``PLAINTEXT://``-style scheme is allowed)."""
         if value is None:
             return value
+        for entry in value.split(","):
+            host, _, port = entry.strip().rpartition("://")[2].rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"{entry.strip()!r} is not host:port (e.g. 127.0.0.1:9092; "
+                                 "several separated by commas)")
+        return value
 
     @property
     def local_bootstrap(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -183,10 +184,34 @@ def stop(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float 
             proc.wait(10)
 
 
+def child_pids(pid: int) -> list[int]:
+    """The direct children of ``pid`` (from /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+def kill_tree(proc: subprocess.Popen[Any]) -> None:
+    """SIGKILL ``proc``'s children, then ``proc``: a crash, with no process left to clean up."""
+    for child in child_pids(proc.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+
+
 def wait_worker_done(env: Env, worker: subprocess.Popen[Any], total: int, timeout: float,
                      log_name: str = "worker") -> None:
-    """Wait until ``worker``'s Faust group committed ``total`` events on both the raw and enriched
-    topics, and its score runtime's group ``total`` on the enriched topic.
+    """Wait until the worker's normalize group committed ``total`` events on the raw topic, and its
+    correlate and score groups every event on the enriched topic (at least ``total``: a replay after
+    a crash re-sends some, as at-least-once delivery may).
 
     Fails with the committed/end offsets and the worker's log tail on timeout or if it exits.
     """
@@ -194,19 +219,20 @@ def wait_worker_done(env: Env, worker: subprocess.Popen[Any], total: int, timeou
     enriched = env.topic("events.enriched")
 
     def progress() -> tuple[tuple[int, int], ...]:
-        return (consumed(group, env.topic("events.raw")), consumed(group, enriched),
-                consumed(f"{group}-score", enriched))
+        return (consumed(f"{group}-normalize", env.topic("events.raw")),
+                consumed(f"{group}-correlate", enriched), consumed(f"{group}-score", enriched))
 
     def finished() -> bool:
         assert worker.poll() is None, f"the worker exited:\n{env.log_tail(log_name)}"
-        return progress() == ((total, total),) * 3
+        (raw, raw_end), *enriched = progress()
+        return raw == raw_end == total and all(done == end >= total for done, end in enriched)
 
     try:
         wait_for(finished, timeout, f"the worker to consume all {total} events", interval=0.5)
     except AssertionError as exc:
         raw, correlated, scored = progress()
         raise AssertionError(
-            f"{exc}: raw {raw}, enriched {correlated}, scored {scored}\n{env.log_tail(log_name)}"
+            f"{exc}: raw {raw}, correlated {correlated}, scored {scored}\n{env.log_tail(log_name)}"
         ) from None
 
 

@@ -65,6 +65,15 @@ class ServiceState:
     # Derived from ``remembered`` (not serialized): built once per state, kept through
     # ``replace`` while ``remembered`` is unchanged, so most events cost no O(n) scan.
     id_index: frozenset[str] | None = field(default=None, compare=False, repr=False)
+    # ``current`` decoded (not serialized), kept in step with it so most events parse nothing.
+    current_obj: Incident | None = field(default=None, compare=False, repr=False)
+
+    def current_incident(self) -> Incident | None:
+        if self.current is None:
+            return None
+        if self.current_obj is None:
+            self.current_obj = Incident.model_validate(self.current)
+        return self.current_obj
 
     def seen(self, event_id: str) -> bool:
         if self.id_index is None:
@@ -163,6 +172,21 @@ def _remember(state: ServiceState, event: Event, cfg: CorrelateConfig) -> Servic
     return replace(state, remembered=remembered, floor_us=floor, id_index=None)
 
 
+def advance(state: ServiceState, ts_us: int, cfg: CorrelateConfig) -> tuple[ServiceState, list[Incident]]:
+    """Move the service's watermark to ``ts_us``; resolve its open incident once quiet.
+
+    All a non-anomalous event does; returns ``state`` itself when nothing changed.
+    """
+    if ts_us <= state.watermark_us:
+        return state, []
+    state = replace(state, watermark_us=ts_us)
+    current = state.current_incident()
+    if current is not None and ts_us - _us(current.updated_at) > cfg.quiet_s * _US:
+        resolved = _resolve(current, current.updated_at + timedelta(seconds=cfg.quiet_s))
+        return replace(state, current=None, current_obj=None), [resolved]
+    return state, []
+
+
 def apply(
     state: ServiceState, event: Event, cfg: CorrelateConfig
 ) -> tuple[ServiceState, list[Incident]]:
@@ -173,24 +197,20 @@ def apply(
     ts = _us(event.timestamp)
     if state.seen(event.id):
         return state, []
-    out: list[Incident] = []
-    state = replace(state, watermark_us=max(state.watermark_us, ts))
-    current = Incident.model_validate(state.current) if state.current else None
-    if current is not None and state.watermark_us - _us(current.updated_at) > cfg.quiet_s * _US:
-        out.append(_resolve(current, current.updated_at + timedelta(seconds=cfg.quiet_s)))
+    state, out = advance(state, ts, cfg)
+    if not event.is_anomalous:
+        return state, out
+    if ts < state.floor_us:
+        raise InvalidEvent(
+            f"anomalous event at {event.timestamp.isoformat()} is older than the dedup "
+            f"horizon of service {event.service!r}; replay it into a fresh app id",
+            "too_late",
+        )
+    current = state.current_incident()
+    if current is not None and ts - _us(current.updated_at) > cfg.window_s * _US:
+        out.append(_resolve(current, current.updated_at + timedelta(seconds=cfg.window_s)))
         current = None
-    if event.is_anomalous:
-        if ts < state.floor_us:
-            raise InvalidEvent(
-                f"anomalous event at {event.timestamp.isoformat()} is older than the dedup "
-                f"horizon of service {event.service!r}; replay it into a fresh app id",
-                "too_late",
-            )
-        if current is not None and ts - _us(current.updated_at) > cfg.window_s * _US:
-            out.append(_resolve(current, current.updated_at + timedelta(seconds=cfg.window_s)))
-            current = None
-        current = _open(event) if current is None else _attach(current, event, cfg)
-        out.append(current)
-        state = _remember(state, event, cfg)
-    state = replace(state, current=current.model_dump(mode="json") if current else None)
-    return state, out
+    current = _open(event) if current is None else _attach(current, event, cfg)
+    out.append(current)
+    state = _remember(state, event, cfg)
+    return replace(state, current=current.model_dump(mode="json"), current_obj=current), out

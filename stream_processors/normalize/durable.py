@@ -1,24 +1,25 @@
 """The normalize step with durable templates: a :class:`Normalizer` behind a StateStore.
 
-:class:`NormalizeStep` is what the Faust agent calls. On the first event of a service it
-loads that service's miner from the :class:`~stream_processors.runtime.state.StateStore` (key
-``normalize:{service}``, value ``{"format", "version", "miner": base64 snapshot}``), so
-a restarted or rebalanced worker keeps its template ids.
+:class:`DurableTemplates` is what the normalize adapter calls. Before the first event of
+a service the runtime loads that service's miner from the
+:class:`~stream_processors.runtime.state.StateStore` (key ``normalize:{service}``, value
+``{"format", "version", "miner": base64 snapshot}``), so a restarted or rebalanced worker
+keeps its template ids.
 
 When a service's miner is saved (the order is what keeps ids meaningful):
 
-* **after an event created or widened a template** (``NEW`` / ``GENERALIZED``) and
-  *before* :meth:`NormalizeStep.process` returns, so before the enriched event is
-  sent and before its input offset can be committed. Every template id that was ever
-  published is therefore in the store, at least as general as when it was published.
+* **at the checkpoint after an event created or widened a template** (``NEW`` /
+  ``GENERALIZED``): after the enriched events were acknowledged and *before* the input
+  offsets are committed. A crash before that commit replays the same lines, per service
+  in the same order, into the last saved miner, and mining is deterministic, so the
+  replay re-creates the same templates with the same ids.
 * otherwise (only ``MATCHED`` events: just template sizes move) at most every
   ``every_events`` events or ``every_s`` seconds, whichever comes first.
 
-After a crash, the worker restores the last save and replays from the last committed
-offset. No published template can be missing from that save (only template sizes of
-``MATCHED`` events can be), so replayed lines meet the templates they were published
-with. Ids are a hash of the text a template was first seen as, so a template that is
-re-learned from scratch gets its old id back, and no id ever names another template.
+No published template can be missing after a restart: either its event's offset was
+committed (then the miner that made it was saved first) or the event is replayed. Ids
+are a hash of the text a template was first seen as, so a template that is re-learned
+from scratch gets its old id back, and no id ever names another template.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from typing import Any
 from schemas.models import Event
 from stream_processors.normalize.normalizer import Normalized, Normalizer
 from stream_processors.normalize.templating import Change, InvalidState
-from stream_processors.runtime.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -72,68 +72,36 @@ class CheckpointPolicy:
 
 @dataclass(slots=True)
 class _Tracked:
+    changed: bool = False  # a template was created or widened since the last save
     unsaved: int = 0  # MATCHED events since the last save
     saved_at: float = 0.0
 
 
-class NormalizeStep:
-    """Loads, runs and checkpoints a :class:`Normalizer`. One per worker; not re-entrant.
+class DurableTemplates:
+    """A :class:`Normalizer` whose per-service miners are loaded from and saved to a StateStore.
 
-    :meth:`process` may block on the store (Redis retries with backoff until it is back),
-    which holds the partition: nothing is sent before the templates it uses are durable.
+    Synchronous and I/O-free: the runtime loads the values :meth:`missing` names and hands
+    them to :meth:`restore`; at each checkpoint it saves :meth:`dirty_states` after every
+    output was acknowledged and before the input offsets are committed.  One per worker
+    process; not re-entrant.
     """
 
     def __init__(
         self,
         normalizer: Normalizer,
-        store: StateStore,
         policy: CheckpointPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.normalizer = normalizer
-        self.store = store
         self.policy = policy or CheckpointPolicy()
         self._clock = clock
         self._tracked: dict[str, _Tracked] = {}
 
-    async def process(self, event: Event) -> Normalized:
-        """Normalize ``event``; returns once any template it created or widened is saved."""
-        service = event.service
-        tracked = self._tracked.get(service)
-        if tracked is None:
-            tracked = await self._load(service)
-        result = self.normalizer.process(event)
-        if result.change is None:
-            return result
-        if result.change is not Change.MATCHED:
-            await self._save(service, tracked)
-            return result
-        tracked.unsaved += 1
-        if (
-            tracked.unsaved >= self.policy.every_events
-            or self._clock() - tracked.saved_at >= self.policy.every_s
-        ):
-            await self._save(service, tracked)
-        return result
+    def loaded(self, service: str) -> bool:
+        return service in self._tracked
 
-    async def flush(self) -> None:
-        """Save every loaded service with unsaved ``MATCHED`` events (e.g. on shutdown)."""
-        for service, tracked in list(self._tracked.items()):
-            if tracked.unsaved:
-                await self._save(service, tracked)
-
-    def forget_all(self) -> None:
-        """Drop every service from memory; each is re-loaded from the store when next seen.
-
-        Call when partitions are revoked: another worker may advance those services'
-        templates, and a stale copy here must not overwrite them later.
-        """
-        for service in self._tracked:
-            self.normalizer.forget(service)
-        self._tracked.clear()
-
-    async def _load(self, service: str) -> _Tracked:
-        value = await self.store.load(state_key(service))
+    def restore(self, service: str, value: dict[str, Any] | None) -> None:
+        """Take ``service``'s saved value (None: it has none yet) as its current miner."""
         self.normalizer.forget(service)
         if value is not None:
             try:
@@ -141,10 +109,41 @@ class NormalizeStep:
             except InvalidState as exc:
                 # Ids are derived from template text, so re-learning gives the same ids.
                 log.error("normalize: saved templates of %r unusable (%s); re-learning them", service, exc)
-        tracked = self._tracked[service] = _Tracked(saved_at=self._clock())
-        return tracked
+        self._tracked[service] = _Tracked(saved_at=self._clock())
 
-    async def _save(self, service: str, tracked: _Tracked) -> None:
-        await self.store.save(state_key(service), encode_state(self.normalizer.snapshot(service)))
-        tracked.unsaved = 0
-        tracked.saved_at = self._clock()
+    def process(self, event: Event) -> Normalized:
+        """Normalize ``event`` (its service's miner starts empty if it was never restored)."""
+        tracked = self._tracked.get(event.service)
+        if tracked is None:
+            self.restore(event.service, None)
+            tracked = self._tracked[event.service]
+        result = self.normalizer.process(event)
+        if result.change is Change.MATCHED:
+            tracked.unsaved += 1
+        elif result.change is not None:
+            tracked.changed = True
+        return result
+
+    def dirty_states(self) -> dict[str, dict[str, Any]]:
+        """StateStore values of services with a new or widened template, and of services whose
+        only news are matches once the policy says so; each is then counted as saved."""
+        now = self._clock()
+        out: dict[str, dict[str, Any]] = {}
+        for service, tracked in self._tracked.items():
+            due = tracked.unsaved and (
+                tracked.unsaved >= self.policy.every_events or now - tracked.saved_at >= self.policy.every_s
+            )
+            if tracked.changed or due:
+                out[state_key(service)] = encode_state(self.normalizer.snapshot(service))
+                tracked.changed, tracked.unsaved, tracked.saved_at = False, 0, now
+        return out
+
+    def forget_all(self) -> None:
+        """Drop every service from memory; each is re-loaded from the store when next seen.
+
+        Call when partitions are revoked (after a checkpoint): another worker may advance
+        those services' templates, and a stale copy here must not overwrite them later.
+        """
+        for service in self._tracked:
+            self.normalizer.forget(service)
+        self._tracked.clear()

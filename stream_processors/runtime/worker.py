@@ -1,47 +1,101 @@
-"""``seismo worker``: the Faust agents and the score runtime, together or one role at a time.
+"""``seismo worker``: the steps on the shared runtime, one role or all, one process or many.
 
-* ``stream`` — the Faust app (normalize → correlate), :func:`stream_processors.app.create_app`;
-* ``score`` — :class:`stream_processors.score.adapter.ScoreRuntime`;
-* ``all`` (the default) — ``stream`` in this process and ``score`` in a child
-  process (one core each; the GIL would make them share one).  The child gets
-  SIGTERM when this process dies, however it dies; if the child exits on its own,
-  this process stops too and exits non-zero, so a supervisor (Kubernetes,
-  docker-compose) restarts the pair.
+* ``--role normalize|correlate|score`` runs that step; ``all`` (the default) runs all three.
+* ``--processes N`` runs N consumers of each step (one process each: the GIL would make
+  threads share one core).  Each step is one consumer group, so N processes on N
+  partitions, on this machine or others, share its work; a process joining or leaving
+  moves partitions, and the runtime checkpoints before it gives one up.
 
-Every role creates the topics it needs first (idempotent).  All block until
-SIGINT/SIGTERM.
+One step in one process runs right here.  Anything more makes this process a
+supervisor: each consumer is a child (``python -m stream_processors.runtime.worker
+--role STEP --index I``) that gets SIGTERM when the supervisor dies, however it dies;
+SIGTERM/SIGINT to the supervisor stops every child gracefully (each checkpoints);
+if a child exits on its own, the supervisor stops the others and exits non-zero, so a
+supervisor of its own (Kubernetes, docker-compose) restarts the set.
+
+Metrics: ``--metrics-port`` (``SEISMO_WORKER_METRICS_PORT``) serves ``/metrics``, the
+sum over every child (prometheus-client's multiprocess mode).  Topics are created
+first (idempotent).  Everything blocks until SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from typing import Literal
 
 from seismo.settings import Settings
 from seismo.topics import ensure_topics
+from stream_processors.runtime.metrics import MULTIPROC_ENV, serve
+from stream_processors.runtime.state import MemoryStateStore, RedisStateStore, StateStore
+from stream_processors.runtime.step import Step
 
 log = logging.getLogger(__name__)
-Role = Literal["all", "stream", "score"]
-ROLES: tuple[Role, ...] = ("all", "stream", "score")
+Role = Literal["all", "normalize", "correlate", "score"]
+STEPS: tuple[Role, ...] = ("normalize", "correlate", "score")
+ROLES: tuple[Role, ...] = ("all", *STEPS)
+GRACE_S = 30.0
 _PR_SET_PDEATHSIG = 1
 
 
-def run_score_worker(settings: Settings) -> None:
-    """Run the score runtime until SIGINT/SIGTERM, then checkpoint and return."""
-    from stream_processors.app import state_store
-    from stream_processors.score.adapter import ScoreRuntime
+def state_store(settings: Settings) -> StateStore:
+    """The configured state backend of the steps (Redis unless ``state_backend`` is memory)."""
+    if settings.state_backend == "memory":
+        log.warning("step state is in memory: a restarted worker starts from scratch")
+        return MemoryStateStore()
+    return RedisStateStore(settings.redis, namespace=settings.app_id)
 
-    runtime = ScoreRuntime(settings, state_store(settings))
+
+def build_step(settings: Settings, name: str) -> Step:
+    """The adapter of step ``name`` (imports only what that step needs)."""
+    if name == "normalize":
+        from stream_processors.normalize.adapter import NormalizeAdapter
+
+        return NormalizeAdapter.from_settings(settings)
+    if name == "correlate":
+        from stream_processors.correlate.adapter import CorrelateAdapter
+
+        return CorrelateAdapter.from_settings(settings)
+    if name == "score":
+        from stream_processors.score.adapter import ScoreAdapter
+
+        return ScoreAdapter.from_settings(settings)
+    raise ValueError(f"unknown step {name!r}: use one of {', '.join(STEPS)}")
+
+
+def run_step(settings: Settings, name: str, index: int = 0) -> None:
+    """Run one consumer of step ``name`` here until SIGINT/SIGTERM, then checkpoint and return."""
+    from stream_processors.runtime.loop import StepRuntime
+
+    runtime = StepRuntime(settings, build_step(settings, name), state_store(settings), instance=index)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: runtime.stop())
-    log.info("score runtime consuming as group %s", runtime.group_id)
+    log.info("%s runtime consuming as group %s", name, runtime.group_id)
     runtime.run()
+
+
+def run_worker(
+    settings: Settings, role: Role = "all", processes: int | None = None, metrics_port: int | None = None
+) -> None:
+    """Run ``role`` until SIGINT/SIGTERM.  Blocks; raises SystemExit(1) if a child died."""
+    ensure_topics(settings)
+    processes = processes or settings.worker_processes
+    metrics_port = metrics_port if metrics_port is not None else settings.worker_metrics_port
+    steps = STEPS if role == "all" else (role,)
+    if len(steps) == 1 and processes == 1:
+        if metrics_port is not None:
+            serve(metrics_port)
+        run_step(settings, steps[0])
+        return
+    Supervisor([(s, i) for s in steps for i in range(processes)], metrics_port).run()
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -49,51 +103,76 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _spawn_scorer() -> subprocess.Popen[bytes]:
-    preexec = _die_with_parent if sys.platform.startswith("linux") else None
-    return subprocess.Popen(
-        [sys.executable, "-m", "seismo", "worker", "--role", "score"], preexec_fn=preexec
-    )
+class Supervisor:
+    """Runs one child process per ``(step, index)`` and stops them together."""
 
+    def __init__(self, members: list[tuple[str, int]], metrics_port: int | None) -> None:
+        self.members = members
+        self.metrics_port = metrics_port
+        self._stopping = threading.Event()
+        self._failed: list[str] = []
+        self._children: dict[tuple[str, int], subprocess.Popen[bytes]] = {}
 
-def run_worker(settings: Settings, role: Role = "all") -> None:
-    """Run ``role`` until SIGINT/SIGTERM.  Blocks; raises SystemExit(1) if the scorer child died."""
-    from stream_processors.app import run_faust_worker
+    def run(self) -> None:
+        metrics_dir = tempfile.mkdtemp(prefix="seismo-metrics-")
+        env = {**os.environ, MULTIPROC_ENV: metrics_dir}
+        try:
+            os.environ[MULTIPROC_ENV] = metrics_dir
+            if self.metrics_port is not None:
+                serve(self.metrics_port)
+            preexec = _die_with_parent if sys.platform.startswith("linux") else None
+            for step, index in self.members:
+                self._children[(step, index)] = subprocess.Popen(
+                    [sys.executable, "-m", "stream_processors.runtime.worker", "--role", step,
+                     "--index", str(index)],
+                    env=env, preexec_fn=preexec,
+                )
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: self._stopping.set())
+            for member, child in self._children.items():
+                threading.Thread(target=self._watch, args=(member, child), daemon=True).start()
+            log.info("worker running %s", ", ".join(f"{s}#{i}" for s, i in self.members))
+            self._stopping.wait()
+        finally:
+            self._stopping.set()
+            self._stop_children()
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+        if self._failed:
+            raise SystemExit(1)
 
-    ensure_topics(settings)
-    if role == "score":
-        run_score_worker(settings)
-        return
-    if role == "stream":
-        run_faust_worker(settings)
-        return
-    child = _spawn_scorer()
-    stopping = threading.Event()
-    child_failed = threading.Event()
-
-    def watch() -> None:
+    def _watch(self, member: tuple[str, int], child: subprocess.Popen[bytes]) -> None:
         code = child.wait()
-        if not stopping.is_set():
-            log.error("the score runtime exited with %s; stopping the worker", code)
-            child_failed.set()
-            os.kill(os.getpid(), signal.SIGTERM)
+        if not self._stopping.is_set():
+            step, _ = member
+            log.error("the %s runtime exited with %s; stopping the worker", step, code)
+            self._failed.append(step)
+            self._stopping.set()
 
-    threading.Thread(target=watch, name="scorer-watch", daemon=True).start()
-    code: int | str | None = 0
-    try:
-        run_faust_worker(settings)
-    except SystemExit as exc:  # Faust's worker exits through sys.exit
-        code = exc.code
-    finally:
-        stopping.set()
-        if child.poll() is None:
-            child.terminate()
+    def _stop_children(self) -> None:
+        for child in self._children.values():
+            if child.poll() is None:
+                child.terminate()
+        for child in self._children.values():
             try:
-                child.wait(30)
+                child.wait(GRACE_S)
             except subprocess.TimeoutExpired:
+                log.error("a step did not stop within %.0fs; killing it", GRACE_S)
                 child.kill()
                 child.wait()
-    if child_failed.is_set():
-        raise SystemExit(1)
-    if code:
-        raise SystemExit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry of a supervised child: ``python -m stream_processors.runtime.worker --role STEP``."""
+    parser = argparse.ArgumentParser(description="One consumer of one Seismo step (run by `seismo worker`).")
+    parser.add_argument("--role", choices=STEPS, required=True)
+    parser.add_argument("--index", type=int, default=0)
+    args = parser.parse_args(argv)
+    settings = Settings()
+    from seismo.logs import setup_logging
+
+    setup_logging(settings.log_level, settings.log_format)
+    run_step(settings, args.role, args.index)
+
+
+if __name__ == "__main__":
+    main()

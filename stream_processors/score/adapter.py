@@ -1,56 +1,31 @@
-"""The score step's runtime: :class:`~stream_processors.score.Scorer` on confluent-kafka, in batches.
+"""The score step on the shared runtime: ``seismo.events.enriched`` → ``seismo.anomalies``.
 
-Why not a Faust agent like normalize and correlate: the score agent's target is
-tens of thousands of events a second on one worker, and Faust (aiokafka, one
-``await`` chain per event) topped out near 1.4k events/s here with the work the
-scorer does (docs/decisions.md has the measurements).  librdkafka fetches and
-batches in C; this loop only decodes, scores and publishes.
+Each enriched record is decoded with the writer's schema and no logical types
+straight into a slotted :class:`~stream_processors.score.observation.Observation`
+(the normalizer validated every enriched event already; the few fields the scorer
+relies on are checked, and a failing record is dead-lettered), folded into its
+service's :class:`~stream_processors.score.scorer.ServiceScore` (StateStore key
+``score:{service}``), and its anomalies are sent keyed by service.  The runtime saves
+the states that changed at each checkpoint, after the anomalies were acknowledged.
 
-The loop (``run`` blocks until :meth:`ScoreRuntime.stop`):
-
-1. ``consume`` up to ``batch_size`` messages of ``seismo.events.enriched``;
-2. load the states of services not seen since the last assignment, in one
-   round trip (``StateStore.load_many``);
-3. decode each message (:meth:`~schemas.codec.AvroCodec.decode_plain` →
-   :class:`~stream_processors.score.observation.Observation`), fold it in, queue its
-   anomalies on ``seismo.anomalies`` (key = service); a message that cannot be
-   decoded or scored goes to ``seismo.dlq`` with the reason;
-4. every ``checkpoint_s``, whenever a fetch comes back short (the loop caught up
-   with the topic), and on revocation and stop, a **checkpoint**: every
-   queued anomaly and dead letter acknowledged by the broker (``acks=all``,
-   idempotent producer) → the states touched since the last checkpoint saved in
-   one round trip → the offsets after the last processed message committed.
-
-A crash replays at most the events after the last commit; their effects may
-already be in the saved states, and the scorer ignores an event id it
-remembers, so a replay never changes a state twice.  Anomalies of replayed
-events are published again with the same deterministic ids (at-least-once).
-The consumer group is ``{app_id}-score``, apart from the Faust agents' group.
+Replays are harmless: the scorer ignores an event id it remembers, and anomalies of
+replayed events carry the same deterministic ids (at-least-once).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import threading
-import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from confluent_kafka import Consumer, Message, TopicPartition
-
-from producers.publisher import KafkaPublisher
 from schemas.codec import codec_for
-from schemas.exceptions import SchemaError
-from schemas.models import DeadLetter
 from seismo.settings import Settings
 from seismo.topics import Topics
-from stream_processors.exceptions import InvalidEvent
-from stream_processors.runtime.state import StateStore
+from stream_processors.runtime.records import decode_plain, key_text
+from stream_processors.runtime.step import Output, Record
 from stream_processors.score.observation import Observation
 from stream_processors.score.scorer import ScoreConfig, Scorer, ServiceScore
 
-log = logging.getLogger(__name__)
-COMPONENT = "score"
+_PREFIX = len("score:")
 
 
 def score_config(settings: Settings) -> ScoreConfig:
@@ -62,144 +37,63 @@ def score_config(settings: Settings) -> ScoreConfig:
     )
 
 
-class ScoreRuntime:
-    """One scoring consumer.  Not thread-safe, except :meth:`stop`."""
+class ScoreAdapter:
+    """:class:`~stream_processors.runtime.step.Step` for score."""
 
-    def __init__(self, settings: Settings, store: StateStore, scorer: Scorer | None = None) -> None:
-        self.topics = Topics.from_settings(settings)
-        self.store = store
-        self.scorer = scorer or Scorer(score_config(settings))
-        self.batch_size = settings.score_batch_size
-        self.checkpoint_s = settings.score_checkpoint_s
-        self.group_id = f"{settings.app_id}-score"
-        conf: dict[str, Any] = {
-            "bootstrap.servers": settings.bootstrap,
-            "group.id": self.group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": int(settings.worker_session_timeout_s * 1000),
-            "fetch.wait.max.ms": 100,
-            "log_level": 3,
-        }
-        if settings.worker_instance_id:  # static membership, like the Faust agents
-            conf["group.instance.id"] = f"{settings.worker_instance_id}-score"
-        self._consumer = Consumer(conf)
-        self._publisher = KafkaPublisher(settings.bootstrap, client_id=f"{settings.app_id}-score")
-        self._codec, self._anomaly_codec, self._dlq_codec = (
-            codec_for("event"), codec_for("anomaly"), codec_for("dead_letter"),
-        )
-        self._loop = asyncio.new_event_loop()
+    name = "score"
+
+    def __init__(self, topics: Topics, scorer: Scorer) -> None:
+        self.topics = topics
+        self.scorer = scorer
         self._states: dict[str, ServiceScore] = {}
         self._touched: set[str] = set()
-        self._offsets: dict[tuple[str, int], int] = {}
-        self._stop = threading.Event()
+        self._encode = codec_for("anomaly").encode
+        self._load: Callable[[str], dict[str, Any] | None] = lambda key: None
 
-    def stop(self) -> None:
-        """Ask :meth:`run` to checkpoint and return.  Thread-safe, never blocks."""
-        self._stop.set()
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ScoreAdapter:
+        return cls(Topics.from_settings(settings), Scorer(score_config(settings)))
 
-    def run(self) -> None:
-        """Consume until :meth:`stop`; checkpoint on the way out.  Raises PublishError
-        when the broker refuses output (nothing past the last checkpoint is committed)."""
-        self._consumer.subscribe([self.topics.enriched], on_revoke=self._revoked)
-        last = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                messages = self._consumer.consume(self.batch_size, timeout=0.2)
-                if messages:
-                    self._process(messages)
-                # A short batch means the fetch waited out its timeout: caught up, so checkpoint
-                # now (commits stay fresh when traffic is light; a backlog checkpoints per interval).
-                caught_up = len(messages) < self.batch_size
-                if self._offsets and (caught_up or time.monotonic() - last >= self.checkpoint_s):
-                    self.checkpoint()
-                    last = time.monotonic()
-            self.checkpoint()
-        finally:
-            self._consumer.close()
-            self._loop.run_until_complete(self._close_store())
-            self._loop.close()
+    @property
+    def inputs(self) -> list[str]:
+        return [self.topics.enriched]
 
-    async def _close_store(self) -> None:
-        close = getattr(self.store, "close", None)
-        if close is not None:
-            await close()
+    def attach(self, load: Callable[[str], dict[str, Any] | None]) -> None:
+        self._load = load
 
-    def _process(self, messages: list[Message]) -> None:
-        missing = {_key(m) for m in messages if m.error() is None} - {""} - self._states.keys()
-        if missing:
-            keys = {f"score:{s}": s for s in missing}
-            saved = self._loop.run_until_complete(self.store.load_many(list(keys)))
-            for key, service in keys.items():
-                self._restore(service, saved.get(key))
-        states, scorer, publish = self._states, self.scorer, self._publisher.publish
-        topic, encode = self.topics.anomalies, self._anomaly_codec.encode
-        for message in messages:
-            err = message.error()
-            if err is not None:
-                if err.fatal():
-                    raise RuntimeError(f"consumer failed: {err.str()}")
-                log.warning("consume error: %s", err.str())
-                continue
-            try:
-                obs = Observation.from_record(self._codec.decode_plain(message.value() or b""))
-                state = states.get(obs.service) or self._load(obs.service)
-                version = state.version
-                state, found = scorer.apply(state, obs)
-                if state.version != version:
-                    self._touched.add(obs.service)
-                for anomaly in found:
-                    publish(topic, anomaly.service.encode(), encode(anomaly.to_avro()))
-            except SchemaError as exc:
-                self._dead_letter(message, InvalidEvent(f"undecodable Event: {exc}", "undecodable"))
-            except InvalidEvent as exc:
-                self._dead_letter(message, exc)
-            except Exception as exc:  # a bug must not stall the partition: park the message
-                log.exception("score failed on %s[%s]@%s", message.topic(), message.partition(),
-                              message.offset())
-                self._dead_letter(message, InvalidEvent(repr(exc), "internal_error"))
-            where = (str(message.topic()), int(message.partition() or 0))
-            self._offsets[where] = int(message.offset() or 0) + 1
+    def state_keys(self, records: list[Record]) -> Iterable[str]:
+        return {f"score:{s}" for s in {key_text(r.key) for r in records} if s and s not in self._states}
 
-    def _load(self, service: str) -> ServiceScore:
-        """A state the batch prefetch did not cover (a message keyed other than by service)."""
-        return self._restore(service, self._loop.run_until_complete(self.store.load(f"score:{service}")))
+    def restore(self, saved: dict[str, dict[str, Any]], wanted: set[str]) -> None:
+        for key in wanted:
+            self._restore(key[_PREFIX:], saved.get(key))
 
     def _restore(self, service: str, saved: dict[str, Any] | None) -> ServiceScore:
         state = self._states[service] = self.scorer.load(saved) if saved else self.scorer.new_state(service)
         return state
 
-    def _dead_letter(self, message: Message, error: InvalidEvent) -> None:
-        letter = DeadLetter(
-            reason=error.reason, error_type=error.error_type, component=COMPONENT,
-            payload=bytes(message.value() or b""), original_key=message.key(),
-            topic=message.topic(), partition=message.partition(), offset=message.offset(),
-        )
-        log.warning("%s: dead-lettered %s[%s]@%s: %s", COMPONENT, message.topic(), message.partition(),
-                    message.offset(), error.reason)
-        self._publisher.publish(self.topics.dlq, message.key(), self._dlq_codec.encode(letter.to_avro()))
+    def handle(self, record: Record, out: Output) -> None:
+        obs = Observation.from_record(decode_plain(record.value))
+        state = self._states.get(obs.service)
+        if state is None:  # a record keyed other than by its service
+            state = self._restore(obs.service, self._load(f"score:{obs.service}"))
+        version = state.version
+        state, found = self.scorer.apply(state, obs)
+        if state.version != version:
+            self._touched.add(obs.service)
+        topic, encode = self.topics.anomalies, self._encode
+        for anomaly in found:
+            out.emit(topic, anomaly.service.encode(), encode(anomaly.to_avro()))
+        out.saw_event_time(obs.ts_us)
 
-    def checkpoint(self) -> None:
-        """Output acknowledged → touched states saved → offsets committed.  Blocks."""
-        if not self._offsets:
-            return
-        self._publisher.flush()
-        if self._touched:
-            values = {f"score:{s}": self._states[s].to_json() for s in self._touched}
-            self._loop.run_until_complete(self.store.save_many(values))
-            self._touched.clear()
-        offsets = [TopicPartition(t, p, o) for (t, p), o in self._offsets.items()]
-        self._consumer.commit(offsets=offsets, asynchronous=False)
-        self._offsets.clear()
+    def end_batch(self, out: Output) -> None:
+        return None
 
-    def _revoked(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        # Another worker may own these services next: finish our part, then forget every state.
-        # A failing checkpoint raises out of consume(): the process exits and the partitions'
-        # next owner replays from the last commit.
-        self.checkpoint()
+    def dirty_states(self) -> dict[str, dict[str, Any]]:
+        values = {f"score:{s}": self._states[s].to_json() for s in self._touched if s in self._states}
+        self._touched.clear()
+        return values
+
+    def revoked(self) -> None:
         self._states.clear()
-
-
-def _key(message: Message) -> str:
-    key = message.key()
-    return key.decode("utf-8", "replace") if isinstance(key, bytes) else ""
+        self._touched.clear()

@@ -1,0 +1,247 @@
+"""The one stream runtime: batched consume → the step → produce → checkpoint, on confluent-kafka.
+
+Every step (normalize, correlate, score) runs on :class:`StepRuntime`; the step
+itself is a :class:`~stream_processors.runtime.step.Step` adapter around a pure
+module.  Why a hand-written loop and not Faust, arroyo or quixstreams: see
+docs/decisions.md ("One stream runtime").
+
+The loop (:meth:`StepRuntime.run` blocks until :meth:`StepRuntime.stop`):
+
+1. ``consume`` up to ``batch_size`` messages of the step's input topics (librdkafka
+   fetches and batches in C);
+2. load the states the batch needs and this process does not hold, in one round trip;
+3. hand each message to the step; a message the step rejects
+   (:class:`~stream_processors.exceptions.InvalidEvent`) or fails on goes to
+   ``seismo.dlq`` with the reason, and the batch goes on;
+4. send what the step produced (idempotent producer, ``acks=all``);
+5. **checkpoint** every ``checkpoint_s`` under a backlog, at once when a fetch comes
+   back short (caught up), on revocation and on stop: every output acknowledged by
+   the broker → the states the step changed saved in one round trip → the offsets
+   after the last processed message committed.
+
+A crash replays at most the messages after the last commit, against the states of
+the last checkpoint; the steps are deterministic per key and ignore event ids they
+remember, so a replay produces the same outputs (at-least-once, with idempotent
+effects).  On revocation the runtime checkpoints, then the step forgets its states:
+the next owner loads them from the store.  Each step is one consumer group
+(``{app_id}-{step}``), so N processes on N partitions share its work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+
+from producers.publisher import KafkaPublisher
+from seismo.settings import Settings
+from seismo.topics import Topics
+from stream_processors.exceptions import InvalidEvent
+from stream_processors.runtime.deadletter import dead_letter
+from stream_processors.runtime.metrics import series
+from stream_processors.runtime.state import StateStore
+from stream_processors.runtime.step import Output, Record, Step
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def group_id(settings: Settings, step: str) -> str:
+    """The consumer group of ``step`` in this deployment."""
+    return f"{settings.app_id}-{step}"
+
+
+class StepRuntime:
+    """One consumer of one step.  Not thread-safe, except :meth:`stop`."""
+
+    def __init__(
+        self, settings: Settings, step: Step, store: StateStore, *, instance: int = 0,
+        batch_size: int | None = None, checkpoint_s: float | None = None,
+    ) -> None:
+        self.step = step
+        self.store = store
+        self.topics = Topics.from_settings(settings)
+        self.batch_size = batch_size or settings.worker_batch_size
+        self.checkpoint_s = checkpoint_s or settings.worker_checkpoint_s
+        self.group_id = group_id(settings, step.name)
+        conf: dict[str, Any] = {
+            "bootstrap.servers": settings.bootstrap,
+            "group.id": self.group_id,
+            "client.id": f"{self.group_id}-{instance}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": int(settings.worker_session_timeout_s * 1000),
+            "fetch.wait.max.ms": 100,
+            "log_level": 3,
+            "logger": logging.getLogger("librdkafka"),
+        }
+        if settings.worker_instance_id:  # static membership: one id per consumer of the group
+            conf["group.instance.id"] = f"{settings.worker_instance_id}-{step.name}-{instance}"
+        self._consumer = Consumer(conf)
+        self._publisher = KafkaPublisher(
+            settings.bootstrap, client_id=f"{self.group_id}-{instance}",
+            logger=logging.getLogger("librdkafka"),
+        )
+        self._loop = asyncio.new_event_loop()
+        self._offsets: dict[tuple[str, int], int] = {}
+        self._stop = threading.Event()
+        self._metrics = series()
+        self._label = step.name
+        self._newest_event_us = 0
+        step.attach(lambda key: self._store_call("load", lambda: self.store.load(key)))
+
+    # -- control -----------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask :meth:`run` to checkpoint and return.  Thread-safe, never blocks."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> None:
+        """Consume until :meth:`stop`; checkpoint on the way out.  Raises PublishError when the
+        broker refuses output (nothing after the last checkpoint is committed)."""
+        self._consumer.subscribe(self.step.inputs, on_revoke=self._revoked, on_lost=self._lost)
+        last = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                messages = self._consumer.consume(self.batch_size, timeout=0.2)
+                if messages:
+                    self.process(messages)
+                # A short batch means the fetch waited out its timeout: caught up, so checkpoint now
+                # (commits stay fresh when traffic is light; a backlog checkpoints per interval).
+                caught_up = len(messages) < self.batch_size
+                if self._offsets and (caught_up or time.monotonic() - last >= self.checkpoint_s):
+                    self.checkpoint()
+                    last = time.monotonic()
+            self.checkpoint()
+        finally:
+            self._consumer.close()
+            self._loop.run_until_complete(self._close_store())
+            self._loop.close()
+
+    # -- one batch ---------------------------------------------------------------------------
+    def process(self, messages: list[Message]) -> None:
+        """Run one batch through the step and queue its outputs (sent, not yet acknowledged)."""
+        started = time.perf_counter()
+        records: list[Record] = []
+        for message in messages:
+            err = message.error()
+            if err is not None:
+                if err.fatal():
+                    raise KafkaException(err)
+                log.warning("consume error: %s", err.str(), extra={"step": self._label})
+                continue
+            records.append(Record(
+                str(message.topic()), int(message.partition() or 0), int(message.offset() or 0),
+                message.key(), message.value() or b"", int(message.timestamp()[1]),
+            ))
+        self._load_states(records)
+        out = Output()
+        step, handle = self.step, self.step.handle
+        for record in records:
+            try:
+                handle(record, out)
+            except InvalidEvent as exc:
+                self._dead_letter(record, exc, out)
+            except Exception as exc:  # a bug must not stall the partition: park the message
+                log.exception(
+                    "%s failed on %s[%s]@%s", self._label, record.topic, record.partition, record.offset,
+                    extra={"step": self._label, "topic": record.topic, "partition": record.partition,
+                           "offset": record.offset},
+                )
+                self._dead_letter(record, InvalidEvent(repr(exc), "internal_error"), out)
+            self._offsets[(record.topic, record.partition)] = record.offset + 1
+        step.end_batch(out)
+        publish = self._publisher.publish
+        counts: dict[str, int] = {}
+        for topic, key, value in out.records:
+            publish(topic, key, value)
+            counts[topic] = counts.get(topic, 0) + 1
+        m = self._metrics
+        m.events_in.labels(self._label).inc(len(records))
+        for topic, n in counts.items():
+            m.events_out.labels(self._label, topic).inc(n)
+        if out.newest_event_us > self._newest_event_us:
+            self._newest_event_us = out.newest_event_us
+        if self._newest_event_us:
+            m.event_time_lag.labels(self._label).set(time.time() - self._newest_event_us / 1e6)
+        m.batch_seconds.labels(self._label).observe(time.perf_counter() - started)
+
+    def _load_states(self, records: list[Record]) -> None:
+        wanted = set(self.step.state_keys(records))
+        if not wanted:
+            return
+        saved = self._store_call("load_many", lambda: self.store.load_many(sorted(wanted)))
+        self.step.restore(saved, wanted)
+
+    def _dead_letter(self, record: Record, error: InvalidEvent, out: Output) -> None:
+        log.warning(
+            "%s: dead-lettered %s[%s]@%s: %s", self._label, record.topic, record.partition,
+            record.offset, error.reason,
+            extra={"step": self._label, "topic": record.topic, "partition": record.partition,
+                   "offset": record.offset},
+        )
+        out.emit(self.topics.dlq, record.key, dead_letter(record, error, self._label))
+        self._metrics.dead_letters.labels(self._label, error.error_type).inc()
+
+    # -- checkpoint ---------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Outputs acknowledged → changed states saved → offsets committed.  Blocks."""
+        if not self._offsets:
+            return
+        started = time.perf_counter()
+        self._publisher.flush()
+        dirty = self.step.dirty_states()
+        if dirty:
+            self._store_call("save_many", lambda: self.store.save_many(dirty))
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._offsets.items()]
+        self._consumer.commit(offsets=offsets, asynchronous=False)
+        self._offsets.clear()
+        self._metrics.checkpoint_seconds.labels(self._label).observe(time.perf_counter() - started)
+        self._refresh_lag(offsets)
+
+    def _refresh_lag(self, committed: list[TopicPartition]) -> None:
+        for tp in committed:
+            try:
+                _, high = self._consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
+            except KafkaException:
+                continue
+            self._metrics.consumer_lag.labels(self._label, tp.topic, str(tp.partition)).set(
+                max(0, high - tp.offset)
+            )
+
+    def _store_call(self, op: str, call: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        started = time.perf_counter()
+        try:
+            return self._loop.run_until_complete(call())
+        except Exception:
+            self._metrics.store_errors.labels(self._label, op).inc()
+            raise
+        finally:
+            self._metrics.store_seconds.labels(self._label, op).observe(time.perf_counter() - started)
+
+    def _revoked(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        # Another worker may own these keys next: finish our part, then forget every state.
+        # A failing checkpoint raises out of consume(): the process exits and the partitions'
+        # next owner replays from the last commit.
+        self.checkpoint()
+        self.step.revoked()
+
+    def _lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        # The group moved on without us (session expired): our uncommitted work is someone
+        # else's to redo; committing now would fail.  Drop it and start clean.
+        log.warning("%s: partitions lost; dropping uncommitted work", self._label)
+        self._offsets.clear()
+        self.step.revoked()
+
+    async def _close_store(self) -> None:
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            await close()
