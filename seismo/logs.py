@@ -32,6 +32,8 @@ LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 _KAFKA_LOGGER = "seismo.kafka"
+_CHATTY = ("faiss",)
+"""Libraries that log their import-time probing at INFO; they speak from WARNING on."""
 
 
 def fields(**values: Any) -> dict[str, Any]:
@@ -102,6 +104,8 @@ def setup_logging(level: str | int = "INFO", fmt: LogFormat = "text", stream: Te
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
     logging.captureWarnings(True)
 
 
