@@ -2,10 +2,10 @@
 has the gateway caught up with Kafka — then the call, then one audit line.
 
 :meth:`Guard.install` wraps the server's ``tools/call``, ``resources/read``, ``prompts/get`` and
-``tools/list`` handlers (``tools/list`` shows a caller only the tools its role may call).  A
-refusal is a tool error (``isError: true``) whose text says why and, when retrying helps,
-after how long (also in ``_meta["io.seismo/retryAfter"]``).  Over stdio or in process there is
-no HTTP request: the local user is trusted as admin.
+``tools/list`` handlers (``tools/list`` shows a caller only the tools its role may call), and
+audits subscriptions too.  A refusal is a tool error (``isError: true``) whose text says why
+and, when retrying helps, after how long (also in ``_meta["io.seismo/retryAfter"]``).  Over
+stdio or in process there is no HTTP request: the local user is trusted as admin.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from mcp_gateway.errors import Forbidden, GatewayError, RateLimited, Recoverable
 Handler = Callable[[ServerRequestContext[Any, Any], Any], Awaitable[Any]]
 RETRY_META = "io.seismo/retryAfter"
 GATED = ("tools/call", "resources/read", "prompts/get")
+"""Methods that answer from the incident table: refused until it caught up."""
+AUDITED = (*GATED, "resources/subscribe", "resources/unsubscribe", "subscriptions/listen")
 
 
 @dataclass
@@ -100,7 +102,8 @@ class Guard:
         wait = self.limiter.take(key)
         if wait > 0:
             raise RateLimited(f"rate limit of key {key} reached", wait)
-        self.ctx.ready()
+        if method in GATED:
+            self.ctx.ready()
 
     def _rate_of(self, rctx: ServerRequestContext[Any, Any], key: str) -> None:
         """A key's own rate (``seismo keys create --rate``) overrides the default."""
@@ -156,7 +159,7 @@ class Guard:
     def install(self, server: MCPServer) -> None:
         # MCPServer exposes no public seam around its handlers; the low-level server does.
         low = server._lowlevel_server
-        for method in GATED:
+        for method in AUDITED:
             entry = low.get_request_handler(method)
             if entry is not None:
                 low.add_request_handler(method, entry.params_type, self._wrap(method, entry.handler))

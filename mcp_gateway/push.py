@@ -52,6 +52,9 @@ class ChangeNotifier:
         if loop is not None and queue is not None and not loop.is_closed():
             loop.call_soon_threadsafe(queue.put_nowait, incident_id)
 
+    # A request's ServerSession is per request; its connection is the client's, so it keys one
+    # subscriber per client (the SDK has no public handle for it).
+
     async def _subscribe(
         self, rctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams
     ) -> EmptyResult:

@@ -14,7 +14,7 @@ from pydantic import Field
 from mcp_gateway.budget import fit, summarize
 from mcp_gateway.context import GatewayContext
 from mcp_gateway.errors import GatewayError, NotProduced
-from mcp_gateway.events_log import LoggedEvent
+from mcp_gateway.events_log import EventLog, LoggedEvent
 from mcp_gateway.store import InvalidCursor, encode_cursor
 from mcp_gateway.views import (
     Candidate,
@@ -294,12 +294,10 @@ def register_incident_tools(server: MCPServer, ctx: GatewayContext) -> None:
         )
 
 
-def _profile(inc: Incident, log: object) -> str:
+def _profile(inc: Incident, log: EventLog | None) -> str:
     """What an incident is about, as text to embed: its title, label and evidence templates."""
-    from mcp_gateway.events_log import EventLog
-
     templates: list[str] = []
-    if isinstance(log, EventLog):
+    if log is not None:
         found = log.by_ids(e.event_id for e in inc.evidence)
         templates = sorted({e.template or e.message for e in found.values()})[:20]
     if not templates:
