@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -30,8 +30,20 @@ from producers.ratelimit import Clock, SystemClock, TokenBucket
 
 LIVE_PREFIXES = ("k8s_", "sentry_", "cloudwatch_", "grafana_")
 
-__all__ = ["LIVE_PREFIXES", "LiveCache", "LiveLimits", "MemoryLiveCache", "RedisLiveCache",
+__all__ = ["LIVE_PREFIXES", "LiveCache", "LiveLimits", "LiveStats", "MemoryLiveCache", "RedisLiveCache",
            "is_live_tool", "register_live_tools"]
+
+
+@dataclass
+class LiveStats:
+    """Filled by :func:`register_live_tools`: each source's gate, for metrics and benchmarks."""
+
+    guards: dict[str, SourceGuard] = field(default_factory=dict)
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """Per source: upstream calls made and answers served from the cache, so far."""
+        return {source: {"upstream_calls": g.upstream_calls, "cache_hits": g.cache_hits}
+                for source, g in self.guards.items()}
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,7 @@ def register_live_tools(
     clock: Clock | None = None,
     environ: Mapping[str, str] | None = None,
     stack: ExitStack | None = None,
+    stats: LiveStats | None = None,
 ) -> set[str]:
     """Register the live tools of every configured source on ``server``; return their names.
 
@@ -79,7 +92,8 @@ def register_live_tools(
     None keeps a cache in this process.  ``namespace`` prefixes cache keys (the
     settings' ``app_id``).  Tokens are read from ``environ`` (default
     ``os.environ``) through each section's ``token_env``.  Clients that need
-    closing (Kubernetes, boto3) are closed by ``stack`` when given.  Performs no
+    closing (Kubernetes, boto3) are closed by ``stack`` when given; ``stats`` receives
+    each source's gate (upstream calls, cache hits).  Performs no
     network I/O; raises :class:`producers.config.ConfigError` for an invalid
     CloudWatch section and what the Kubernetes client raises for a bad kubeconfig.
     """
@@ -89,25 +103,30 @@ def register_live_tools(
     env = dict(os.environ) if environ is None else environ
     stack = stack if stack is not None else ExitStack()
     names: set[str] = set()
+    stats = stats if stats is not None else LiveStats()
     if config.kubernetes is not None:
         from mcp_gateway.live import kubernetes
 
         guard = _guard("kubernetes", config.kubernetes, cache, namespace, limits, clock)
+        stats.guards["kubernetes"] = guard
         names |= kubernetes.register(server, config.kubernetes, guard, limits.max_chars, stack)
     if config.sentry is not None:
         from mcp_gateway.live import sentry
 
         guard = _guard("sentry", config.sentry, cache, namespace, limits, clock)
+        stats.guards["sentry"] = guard
         names |= sentry.register(server, config.sentry, guard, limits.max_chars, env)
     if config.grafana is not None:
         from mcp_gateway.live import grafana
 
         guard = _guard("grafana", config.grafana, cache, namespace, limits, clock)
+        stats.guards["grafana"] = guard
         names |= grafana.register(server, config.grafana, guard, limits.max_chars, env)
     if config.cloudwatch is not None:
         from mcp_gateway.live import cloudwatch
 
         guard = _guard("cloudwatch", config.cloudwatch, cache, namespace, limits, clock)
+        stats.guards["cloudwatch"] = guard
         names |= cloudwatch.register(server, config.cloudwatch, guard, limits.max_chars, stack)
     k8s = config.kubernetes
     _compact(server, names, single_cluster=k8s is None or k8s.in_cluster or len(k8s.contexts) <= 1)

@@ -190,8 +190,8 @@ def register(server: MCPServer, section: Mapping[str, Any], guard: SourceGuard, 
             log_groups: Annotated[list[str], Field(min_length=1, max_length=20)],
             query: Annotated[str, Field(min_length=1, max_length=10000)],
             since_minutes: Minutes = 60, wait_s: Annotated[int, Field(ge=0, le=60)] = 20) -> InsightsResult:
-        """Run a Logs Insights query; windows with 10,000 rows are split and re-run. Still running
-        after `wait_s`: status Running and a query_id for cloudwatch_insights_results."""
+        """Run a Logs Insights query (a window at 10,000 rows is split). Running after `wait_s`:
+        poll cloudwatch_insights_results(query_id)."""
         groups = [ident("log_group", g) for g in log_groups]
         running: list[str] = []
 

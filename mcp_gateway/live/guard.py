@@ -73,10 +73,13 @@ class RedisLiveCache:
         self._redis = aioredis.Redis.from_url(url, socket_timeout=timeout_s,
                                               socket_connect_timeout=timeout_s)
         self.errors = 0
+        self._down = False
 
     def _failed(self, op: str, exc: Exception) -> None:
         self.errors += 1
-        log.warning("live tool cache: redis %s failed (%s); answering without the cache", op, exc)
+        level = logging.DEBUG if self._down else logging.WARNING  # once per outage, not per call
+        self._down = True
+        log.log(level, "live tool cache: redis %s failed (%s); answering without the cache", op, exc)
 
     async def get(self, key: str) -> str | None:
         from redis.exceptions import RedisError
@@ -86,6 +89,7 @@ class RedisLiveCache:
         except (RedisError, OSError) as exc:
             self._failed("GET", exc)
             return None
+        self._down = False
         return value.decode() if isinstance(value, bytes) else value
 
     async def set(self, key: str, value: str, ttl_s: float) -> None:

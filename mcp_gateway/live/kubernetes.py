@@ -265,8 +265,8 @@ def register(server: MCPServer, cfg: KubernetesConfig, guard: SourceGuard, max_c
                            tail_lines: Annotated[int, Field(ge=1, le=5000)] = 200,
                            grep: Annotated[str, Field(max_length=200)] | None = None,
                            previous: bool = False, cluster: str | None = None) -> PodLogs:
-        """A container's log lines (newest last); `grep` keeps lines containing it (case-insensitive);
-        `previous` reads the crashed instance."""
+        """A container's log lines, newest last; `grep`: case-insensitive substring; `previous`: the
+        crashed instance."""
         ns, name = kt.namespace(namespace), ident("k8s_name", pod)
         cont = ident("k8s_name", container) if container else None
         core = kt._api(cluster, client.CoreV1Api)

@@ -169,18 +169,23 @@ def register(server: MCPServer, cfg: SentryConfig, guard: SourceGuard, max_chars
                                    project: str | None = None,
                                    sort: Literal["date", "new", "freq", "user"] = "date",
                                    max_items: MaxItems = 25) -> IssueList:
-        """Search a project's issues with Sentry search syntax, e.g. `is:unresolved level:error`."""
-        slug = project_of(project)
+        """Search issues (Sentry syntax, e.g. `is:unresolved level:error`); all configured projects
+        by default."""
+        slugs = [project_of(project)] if project else list(cfg.projects[:5])
 
         async def fetch() -> IssueList:
             params: dict[str, str | int] = {"query": query, "sort": sort, "limit": max_items}
             if cfg.environment:
                 params["environment"] = cfg.environment
-            body = await get(f"issues of {slug}", f"/api/0/projects/{org}/{slug}/issues/", params)
-            issues = [_issue(i) for i in body if isinstance(i, dict)] if isinstance(body, list) else []
+            issues: list[Issue] = []
+            for slug in slugs:
+                body = await get(f"issues of {slug}", f"/api/0/projects/{org}/{slug}/issues/", params)
+                issues += [_issue(i) for i in body if isinstance(i, dict)] if isinstance(body, list) else []
+            if len(slugs) > 1 and sort == "date":
+                issues.sort(key=lambda i: i.last_seen or "", reverse=True)
             return listing(IssueList, issues, max_items, max_chars, key=lambda i: i.level)
 
-        args = {"q": query, "p": slug, "s": sort, "n": max_items}
+        args = {"q": query, "p": slugs, "s": sort, "n": max_items}
         return await guard.run("sentry_search_issues", args, IssueList, fetch)
 
     async def sentry_get_issue(issue_id: str) -> IssueDetail:

@@ -10,7 +10,7 @@ import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
-from mcp_gateway.live import register_live_tools
+from mcp_gateway.live import LiveStats, register_live_tools
 from producers.config import PollersFile, SentryConfig
 from tests.fakes.sentry import FakeSentry, make_issue, make_latest_event, make_release
 
@@ -150,3 +150,22 @@ def test_the_same_search_twice_costs_one_upstream_call(server: MCPServer, fake: 
     second = call(server, "sentry_search_issues", {"query": "is:unresolved"})
     assert first.structured_content == second.structured_content
     assert len(fake.requests) == 1
+
+
+def test_issue_search_without_a_project_covers_every_configured_project(fake: FakeSentry) -> None:
+    cfg = PollersFile(sentry=SentryConfig(base_url=fake.url, organization="acme",
+                                          projects=("payments", "checkout")))
+    server = MCPServer("test")
+    register_live_tools(server, cfg, environ=ENV)
+    res = call(server, "sentry_search_issues", {})
+    assert [i["id"] for i in res.structured_content["items"]] == ["101", "102", "201"]
+
+
+def test_stats_count_the_upstream_calls_the_cache_saved(fake: FakeSentry) -> None:
+    stats = LiveStats()
+    cfg = PollersFile(sentry=SentryConfig(base_url=fake.url, organization="acme", projects=("payments",)))
+    server = MCPServer("test")
+    register_live_tools(server, cfg, environ=ENV, stats=stats)
+    for _ in range(3):
+        call(server, "sentry_get_issue", {"issue_id": "101"})
+    assert stats.snapshot() == {"sentry": {"upstream_calls": 1, "cache_hits": 2}}
