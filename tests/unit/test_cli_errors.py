@@ -245,7 +245,12 @@ def test_a_missing_file_is_one_error_line_with_the_help_hint_not_a_box(tmp_path:
 
 
 def test_an_unknown_worker_role_lists_the_roles() -> None:
-    assert_one_error(invoke("worker", "--role", "x"), 2, "'x' is not one of 'all', 'stream', 'score'")
+    from seismo.cli import WorkerRole
+    from stream_processors.runtime.worker import ROLES
+
+    assert [r.value for r in WorkerRole] == list(ROLES)
+    roles = ", ".join(repr(r) for r in ROLES)
+    assert_one_error(invoke("worker", "--role", "x"), 2, f"'x' is not one of {roles}")
 
 
 def test_version_prints_the_version() -> None:
