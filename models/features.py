@@ -14,7 +14,7 @@ from collections import deque
 from datetime import datetime
 
 from models.base import Features
-from models.state import DataState, Document, StateError, floats, integer, number, text_keys
+from models.state import DataState, Document, StateError, floats, pack, text_keys, unpack
 
 VALUE = "value"
 DELTA = "delta"
@@ -66,25 +66,30 @@ class MetricFeaturizer(DataState):
     STATE_FORMAT = "seismo.metric_featurizer"
 
     def _dump_state(self) -> Document:
-        def buckets(table: dict[int, _Ewma]) -> dict[str, list[float]]:
-            return {str(k): [e.count, e.mean] for k, e in table.items()}
+        def buckets(table: dict[int, _Ewma]) -> Document:
+            return {"keys": list(table), "counts": [e.count for e in table.values()],
+                    "means": pack([e.mean for e in table.values()])}
 
         return {"recent": list(self._recent), "day": buckets(self._day), "week": buckets(self._week)}
 
     def _load_state(self, state: Document) -> None:
-        def buckets(doc: object, size: int) -> dict[int, _Ewma]:
+        def buckets(doc: Document, size: int) -> dict[int, _Ewma]:
+            keys, counts, means = doc["keys"], doc["counts"], unpack(doc["means"]).tolist()
+            if not len(keys) == len(counts) == len(means):
+                raise StateError("seasonal buckets of different lengths")
             table: dict[int, _Ewma] = {}
-            for key, (count, mean) in text_keys(doc).items():
-                if not 0 <= int(key) < size:
-                    raise StateError(f"seasonal bucket {key} outside 0..{size - 1}")
-                bucket = table[int(key)] = _Ewma(self.season_alpha)
-                bucket.count, bucket.mean = integer(count), number(mean)
+            alpha = self.season_alpha
+            for key, count, mean in zip(keys, counts, means, strict=True):
+                if type(key) is not int or not 0 <= key < size or type(count) is not int:
+                    raise StateError(f"seasonal bucket {key!r} (count {count!r}) outside 0..{size - 1}")
+                bucket = table[key] = _Ewma(alpha)
+                bucket.count, bucket.mean = count, mean
             return table
 
         recent = floats(state["recent"])
         if len(recent) > self.short_window:
             raise StateError(f"{len(recent)} recent values for a window of {self.short_window}")
-        day, week = buckets(state["day"], 24), buckets(state["week"], 7 * 24)
+        day, week = buckets(text_keys(state["day"]), 24), buckets(text_keys(state["week"]), 7 * 24)
         self._recent = deque(recent, maxlen=self.short_window)
         self._day, self._week = day, week
 

