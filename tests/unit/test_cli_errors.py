@@ -438,3 +438,21 @@ def test_help_shows_no_bool_placeholder_and_no_braces(command: tuple[str, ...]) 
 def test_usage_lines_name_files_as_the_readme_does() -> None:
     assert "ingest [OPTIONS] FILE" in one_line(invoke("ingest", "--help").stdout)
     assert "poll [OPTIONS] SOURCE" in one_line(invoke("poll", "--help").stdout)
+
+
+def test_the_demo_names_the_gateways_own_error_and_its_log_when_it_exits(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from seismo.demo import DemoError, _wait_http
+
+    log = tmp_path / "gateway.log"
+    log.write_text("MCP endpoint: http://127.0.0.1:1/mcp\nerror: cannot listen on 127.0.0.1:1: Permission "
+                   "denied; choose another port with --port or SEISMO_GATEWAY_PORT\n", "utf-8")
+    proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    proc.wait()
+    with pytest.raises(DemoError) as caught:
+        _wait_http("http://127.0.0.1:1/healthz", proc, 5, log)
+    assert str(caught.value) == (f"the gateway exited with code 3: error: cannot listen on 127.0.0.1:1: "
+                                 f"Permission denied; choose another port with --port or "
+                                 f"SEISMO_GATEWAY_PORT (log {log})")
