@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -255,3 +257,35 @@ def test_a_store_that_has_not_caught_up_refuses_every_tool_retryably() -> None:
     for r in res:
         assert r.is_error and "not caught up with Kafka" in str(r.content) and "retryable" in str(r.content)
         assert r.meta is not None and r.meta["io.seismo/retryAfter"] == 5.0
+
+
+def test_with_every_live_source_configured_the_tool_list_still_fits_8000_tokens(tmp_path: Path) -> None:
+    from mcp_gateway.live import register_live_tools
+    from producers.config import GrafanaConfig, KubernetesConfig, PollersFile, SentryConfig
+    from tests.fakes.kubernetes import kubeconfig
+
+    nowhere = "http://127.0.0.1:9"
+    cfg = PollersFile(
+        sentry=SentryConfig(base_url=nowhere, organization="acme", projects=("p",)),
+        grafana=GrafanaConfig(base_url=nowhere), cloudwatch={"region": "eu-west-1"},
+        kubernetes=KubernetesConfig(kubeconfig=kubeconfig(tmp_path / "kc", {"prod": nowhere}, "prod"),
+                                    namespaces=("shop",)),
+    )
+    environ = {"SEISMO_SENTRY_TOKEN": "t", "SEISMO_GRAFANA_TOKEN": "t", "AWS_ACCESS_KEY_ID": "k",
+               "AWS_SECRET_ACCESS_KEY": "s"}
+    store = IncidentStore()
+    store.caught_up.set()
+    with ExitStack() as stack:
+        server = build_server(GatewayContext(store, embedder=HashEmbedder()),
+                              live=lambda s: register_live_tools(s, cfg, environ=environ, stack=stack))
+
+        async def run() -> list[dict[str, Any]]:
+            async with Client(server) as client:
+                return [t.model_dump(mode="json", by_alias=True, exclude_none=True)
+                        for t in (await client.list_tools()).tools]
+
+        tools = anyio.run(run)
+    used = tokens_of(tools)
+    print(f"tool list with every live source: {len(tools)} tools, {used} tokens")
+    assert {t["name"].split("_")[0] for t in tools} >= {"k8s", "sentry", "cloudwatch", "grafana"}
+    assert used <= TOOL_LIST_TOKENS
