@@ -289,3 +289,25 @@ def test_with_every_live_source_configured_the_tool_list_still_fits_8000_tokens(
     print(f"tool list with every live source: {len(tools)} tools, {used} tokens")
     assert {t["name"].split("_")[0] for t in tools} >= {"k8s", "sentry", "cloudwatch", "grafana"}
     assert used <= TOOL_LIST_TOKENS
+
+
+def test_resources_and_prompts_are_listed_and_read(ctx: GatewayContext) -> None:
+    async def run() -> tuple[Any, ...]:
+        async with Client(build_server(ctx)) as client:
+            templates = (await client.list_resource_templates()).resource_templates
+            listed = (await client.list_resources()).resources
+            opened = await client.read_resource("incidents://open")
+            one = await client.read_resource("incident://inc-007")
+            prompts = (await client.list_prompts()).prompts
+            triage = await client.get_prompt("triage_incident", {"incident_id": "inc-007"})
+            return templates, listed, opened, one, prompts, triage
+
+    templates, listed, opened, one, prompts, triage = anyio.run(run)
+    assert [t.uri_template for t in templates] == ["incident://{id}"]
+    assert [str(r.uri) for r in listed] == ["incidents://open"]
+    page = json.loads(opened.contents[0].text)
+    assert page["total"] == 200 and page["summary"]["omitted"] == 200 - len(page["incidents"])
+    assert json.loads(one.contents[0].text)["id"] == "inc-007"
+    assert {p.name for p in prompts} == {"triage_incident", "postmortem_draft"}
+    text = triage.messages[0].content.text
+    assert "inc-007" in text and "untrusted-log-text" in text
