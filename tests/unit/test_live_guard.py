@@ -8,13 +8,15 @@ from pathlib import Path
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
 from mcp_gateway.live import LIVE_PREFIXES, is_live_tool, register_live_tools
-from mcp_gateway.live.errors import Retryable
+from mcp_gateway.live.errors import Rejected, Retryable
 from mcp_gateway.live.guard import CallBudget, MemoryLiveCache, SourceGuard, cache_key
-from mcp_gateway.live.shape import Compact, fence, fence_tail
+from mcp_gateway.live.shape import Compact, fence, fence_tail, ident
 from mcp_gateway.server import GatewayContext, build_server
 from mcp_gateway.store import IncidentStore
 from producers.config import PollersFile
@@ -144,3 +146,14 @@ def test_the_live_tool_schemas_stay_small(tmp_path: Path) -> None:
     print(f"live tools add {live_chars} chars (~{live_chars // 4} tokens); whole list {total} chars")
     assert len(tools) >= 21 and live_chars <= 14_000
     assert total <= 32_000  # the gateway's whole tool list stays within 8,000 tokens (chars / 4)
+
+
+@given(st.text(max_size=300))
+def test_an_accepted_identifier_can_never_leave_its_path_segment(value: str) -> None:
+    for kind in ("k8s_name", "slug", "issue_id", "uid", "query_id"):
+        try:
+            accepted = ident(kind, value)
+        except Rejected:
+            continue
+        assert "/" not in accepted and "\\" not in accepted and "?" not in accepted and "#" not in accepted
+        assert accepted not in (".", "..") and "://" not in accepted

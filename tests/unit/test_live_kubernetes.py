@@ -193,3 +193,24 @@ def test_the_same_question_twice_costs_one_upstream_call(server: MCPServer, fake
     second = call(server, "k8s_list_pods", {"namespace": "shop"})
     assert first.structured_content == second.structured_content
     assert len(fake.calls("/api/v1/namespaces/shop/pods")) == 1
+
+
+def test_with_two_contexts_the_cluster_argument_is_advertised_and_routes_calls(
+        fake: FakeKubernetes, tmp_path: Path) -> None:
+    with FakeKubernetes() as staging, ExitStack() as stack:
+        staging.pods = [make_pod("canary-1", "shop", {"app": "canary"})]
+        path = kubeconfig(tmp_path / "two", {"prod": fake.url, "staging": staging.url}, "prod")
+        cfg = PollersFile(kubernetes=KubernetesConfig(kubeconfig=path, contexts=("prod", "staging"),
+                                                      namespaces=("shop",)))
+        server = MCPServer("test")
+        register_live_tools(server, cfg, stack=stack)
+
+        async def schema() -> dict[str, Any]:
+            async with Client(server) as client:
+                tools = {t.name: t for t in (await client.list_tools()).tools}
+                return tools["k8s_list_pods"].input_schema
+
+        assert "cluster" in anyio.run(schema)["properties"]
+        res = call(server, "k8s_list_pods", {"namespace": "shop", "cluster": "staging"})
+        assert not res.is_error, res.content
+        assert [p["name"] for p in res.structured_content["items"]] == ["canary-1"]
