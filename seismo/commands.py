@@ -197,6 +197,24 @@ def check_poll_config(source: str, config: Path) -> None:
             module.settings_from_section(section)
     except ConfigError as exc:
         raise CommandError(str(exc)) from None
+    if source == "kubernetes" and not section.in_cluster:
+        _check_kubeconfig(section.kubeconfig, config)
     if getattr(section, "token_env", None) and resolve_token(section, os.environ) is None:
         raise CommandError(f"no {source} token: ${section.token_env} is not set (named by {config}); "
                            f"export it, then `seismo doctor --config {config}` checks it")
+
+
+def _check_kubeconfig(path: Path | None, config: Path) -> None:
+    """Raise CommandError when the kubeconfig the poller would load is missing or unreadable."""
+    from kubernetes.config import (  # type: ignore[import-untyped]
+        ConfigException,
+        list_kube_config_contexts,
+    )
+
+    where = str(path) if path else os.environ.get("KUBECONFIG", "~/.kube/config")
+    try:
+        list_kube_config_contexts(str(path) if path else None)
+    except (ConfigException, OSError, ValueError) as exc:
+        raise CommandError(f"cannot use the kubeconfig {where} (kubernetes.kubeconfig in {config}): "
+                           f"{str(exc).rstrip('.')}; point kubeconfig at a readable file, or set "
+                           "in_cluster: true inside a pod") from None

@@ -456,3 +456,11 @@ def test_the_demo_names_the_gateways_own_error_and_its_log_when_it_exits(tmp_pat
     assert str(caught.value) == (f"the gateway exited with code 3: error: cannot listen on 127.0.0.1:1: "
                                  f"Permission denied; choose another port with --port or "
                                  f"SEISMO_GATEWAY_PORT (log {log})")
+
+
+def test_poll_kubernetes_with_a_missing_kubeconfig_exits_2_before_kafka(tmp_path: Path) -> None:
+    config = tmp_path / "pollers.yaml"
+    missing = tmp_path / "nope" / "kubeconfig"
+    config.write_text(f"kubernetes:\n  kubeconfig: {missing}\n", "utf-8")
+    assert_one_error(invoke("poll", "kubernetes", "--config", config), 2,
+                     f"cannot use the kubeconfig {missing}", "in_cluster: true")
