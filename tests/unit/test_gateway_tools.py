@@ -81,7 +81,8 @@ def test_list_and_get_tools_return_structured_incidents(store: IncidentStore) ->
         async with Client(server) as client:
             tools = {t.name for t in (await client.list_tools()).tools}
             assert {"list_incidents", "get_incident"} <= tools
-            res = await client.call_tool("list_incidents", {"status": "open", "service": "db", "max_items": 3})
+            args = {"status": "open", "service": "db", "max_items": 3}
+            res = await client.call_tool("list_incidents", args)
             assert not res.is_error
             data = res.structured_content
             assert isinstance(data, dict)
