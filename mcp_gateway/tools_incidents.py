@@ -5,8 +5,10 @@ docstring is the description an MCP client shows; answers respect ``max_items`` 
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
@@ -30,6 +32,7 @@ from mcp_gateway.views import (
     ref_of_logged,
 )
 from schemas.models import Incident, IncidentStatus, Severity, utc
+from stream_processors.embed import Embedder
 
 MaxItems = Annotated[int, Field(ge=1, le=200, description="Most items in the answer; the rest are counted.")]
 MaxTokens = Annotated[
@@ -100,6 +103,7 @@ def detail(ctx: GatewayContext, incident_id: str, max_items: int, max_tokens: in
 
 def register_incident_tools(server: MCPServer, ctx: GatewayContext) -> None:
     """Add list_incidents, get_incident, incident_timeline, explain_incident, similar_incidents."""
+    profiles = ProfileVectors()
 
     def budget(max_tokens: int | None) -> int:
         return max_tokens or ctx.token_budget
@@ -280,8 +284,7 @@ def register_incident_tools(server: MCPServer, ctx: GatewayContext) -> None:
         if not others:
             return SimilarIncidents(incident_id=inc.id, similar=[], compared=0)
         logged = ctx.events
-        texts = [_profile(o, logged) for o in [inc, *others]]
-        vectors = ctx.embedder.embed(texts)
+        vectors = profiles.vectors(ctx.embedder, [inc, *others], logged)
         scores = vectors[1:] @ vectors[0]
         order = sorted(range(len(others)), key=lambda i: (-float(scores[i]), others[i].id))[:max_items]
         return SimilarIncidents(
@@ -292,6 +295,33 @@ def register_incident_tools(server: MCPServer, ctx: GatewayContext) -> None:
                 for i in order
             ],
         )
+
+
+class ProfileVectors:
+    """Embeddings of incident profiles, kept per (id, revision): an incident is embedded again only
+    when it changed.  Bounded (oldest first out); thread-safe."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._vectors: OrderedDict[tuple[str, int], Any] = OrderedDict()
+
+    def vectors(self, embedder: Embedder, incidents: list[Incident], log: EventLog | None) -> Any:
+        import numpy as np
+
+        keys = [(i.id, i.revision) for i in incidents]
+        with self._lock:
+            missing = [n for n, k in enumerate(keys) if k not in self._vectors]
+        if missing:
+            got = embedder.embed([_profile(incidents[n], log) for n in missing])
+            with self._lock:
+                for row, n in enumerate(missing):
+                    self._vectors[keys[n]] = got[row]
+                while len(self._vectors) > self.size:
+                    self._vectors.popitem(last=False)
+        with self._lock:
+            fallback = np.zeros(embedder.dim, dtype=np.float32)
+            return np.stack([self._vectors.get(k, fallback) for k in keys])
 
 
 def _profile(inc: Incident, log: EventLog | None) -> str:
