@@ -127,11 +127,13 @@ def test_only_configured_sources_get_tools() -> None:
     assert not register_live_tools(MCPServer("empty"), PollersFile(), environ={})
 
 
-def test_every_live_tool_carries_a_source_prefix(tmp_path: Path) -> None:
+def test_every_live_tool_carries_a_source_prefix_and_is_marked_read_only(tmp_path: Path) -> None:
+    server = MCPServer("test")
     with ExitStack() as stack:
-        names = register_live_tools(MCPServer("test"), all_sources(tmp_path), environ={}, stack=stack)
+        names = register_live_tools(server, all_sources(tmp_path), environ={}, stack=stack)
     assert len(names) == 21 and all(is_live_tool(n) for n in names)
     assert {n.split("_", 1)[0] + "_" for n in names} == set(LIVE_PREFIXES)
+    assert all('"readOnlyHint":true' in tool for tool in listed(server))
 
 
 def test_the_live_tool_schemas_stay_small(tmp_path: Path) -> None:
@@ -144,7 +146,7 @@ def test_the_live_tool_schemas_stay_small(tmp_path: Path) -> None:
     total = sum(map(len, tools))
     live_chars = total - core_chars
     print(f"live tools add {live_chars} chars (~{live_chars // 4} tokens); whole list {total} chars")
-    assert len(tools) >= 21 and live_chars <= 14_000
+    assert len(tools) >= 21 and live_chars <= 15_000
     assert total <= 32_000  # the gateway's whole tool list stays within 8,000 tokens (chars / 4)
 
 
