@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import typer
@@ -18,7 +20,7 @@ from typer._click.core import Context, Parameter
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
-from seismo.cliutil import EXIT_BUG, EXIT_USAGE, debug_enabled, describe_exception, print_error
+from seismo.cliutil import EXIT_BUG, EXIT_FAILED, EXIT_USAGE, debug_enabled, describe_exception, print_error
 
 
 def _plain(params: list[Parameter]) -> list[Parameter]:
@@ -62,6 +64,10 @@ class SeismoGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, NoArgsIsHelpError):
             raise
+        except BrokenPipeError:
+            # The reader went away (`seismo detect big.csv | head`): stop quietly, as Unix tools do.
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout at exit
+            raise typer.Exit(EXIT_FAILED) from None
         except ClickException as exc:
             raise _usage_error(exc) from None
         except Exception as exc:
