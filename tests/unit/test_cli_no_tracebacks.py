@@ -117,7 +117,8 @@ def test_each_bad_variable_alone_is_named_by_the_doctor(variable: str, tmp_path:
 
 def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:
     series = tmp_path / "s.csv"
-    rows = [f"2024-05-{d:02d}T{h:02d}:{m:02d}:00Z,{m % 7}\n" for d in (1, 2, 3) for h in range(24) for m in range(60)]
+    rows = [f"2024-05-{d:02d}T{h:02d}:{m:02d}:00Z,{m % 7}\n"
+            for d in (1, 2, 3) for h in range(24) for m in range(60)]
     series.write_text("timestamp,value\n" + "".join(rows), "utf-8")  # more than a pipe's 64 KiB buffer
     with subprocess.Popen([sys.executable, "-m", "seismo", "detect", str(series)], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True) as proc:
