@@ -32,6 +32,7 @@ from producers.sources.kubernetes_map import parse_k8s_time, pod_problems, quant
 
 MaxItems = Annotated[int, Field(ge=1, le=500)]
 Minutes = Annotated[int, Field(ge=1, le=10080)]
+GREP_SCAN = 10_000
 
 
 class Pod(Compact):
@@ -265,14 +266,15 @@ def register(server: MCPServer, cfg: KubernetesConfig, guard: SourceGuard, max_c
                            tail_lines: Annotated[int, Field(ge=1, le=5000)] = 200,
                            grep: Annotated[str, Field(max_length=200)] | None = None,
                            previous: bool = False, cluster: str | None = None) -> PodLogs:
-        """A container's log lines, newest last; `grep`: case-insensitive substring; `previous`: the
-        crashed instance."""
+        """A container's last `tail_lines` log lines (with `grep`: the last that contain it, any case);
+        `previous`: the crashed instance."""
         ns, name = kt.namespace(namespace), ident("k8s_name", pod)
         cont = ident("k8s_name", container) if container else None
         core = kt._api(cluster, client.CoreV1Api)
 
         async def fetch() -> PodLogs:
-            extra: dict[str, Any] = {"tail_lines": tail_lines, "timestamps": True, "previous": previous}
+            read = GREP_SCAN if grep else tail_lines  # grep searches a longer tail, keeps `tail_lines`
+            extra: dict[str, Any] = {"tail_lines": read, "timestamps": True, "previous": previous}
             if cont:
                 extra["container"] = cont
             if since_minutes:
@@ -281,7 +283,7 @@ def register(server: MCPServer, cfg: KubernetesConfig, guard: SourceGuard, max_c
                                  raw=True, **extra)
             lines = text.splitlines()
             if grep:
-                lines = [line for line in lines if grep.lower() in line.lower()]
+                lines = [line for line in lines if grep.lower() in line.lower()][-tail_lines:]
             text, kept, omitted = fence_tail(lines, max_chars)
             return PodLogs(pod=f"{ns}/{name}", container=cont, lines=kept, omitted=omitted, text=text)
 

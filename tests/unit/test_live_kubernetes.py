@@ -133,9 +133,11 @@ def test_events_are_filtered_by_object_and_time(server: MCPServer) -> None:
 
 def test_pod_logs_tail_and_grep_and_come_back_fenced_as_data(server: MCPServer) -> None:
     args: dict[str, Any] = {"namespace": "shop", "pod": "payments-2", "grep": "error", "tail_lines": 6}
+    few = call(server, "k8s_pod_logs", {**args, "tail_lines": 2}).structured_content
+    assert few["lines"] == 2 and "timeout 9" in few["text"] and "timeout 5" not in few["text"]
     res = call(server, "k8s_pod_logs", args)
     data = res.structured_content
-    assert data["lines"] == 3 and data["omitted"] == 0  # lines 5, 7 and 9 of the last six
+    assert data["lines"] == 5 and data["omitted"] == 0  # every ERROR line: grep searches a longer tail
     text = data["text"]
     assert text.startswith("<untrusted-log-text>") and text.endswith("</untrusted-log-text>")
     assert "ERROR db timeout 7" in text and "INFO" not in text
