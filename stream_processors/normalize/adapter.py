@@ -15,12 +15,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from schemas.codec import codec_for
+from schemas.models import Event
 from seismo.settings import Settings
 from seismo.topics import Topics
+from stream_processors.embed.exceptions import EmbedError
 from stream_processors.normalize.durable import DurableTemplates, state_key
 from stream_processors.normalize.mask_config import load_masker
 from stream_processors.normalize.normalizer import Normalizer
 from stream_processors.normalize.novelty import NoveltyStep, novelty_step
+from stream_processors.runtime.metrics import series
 from stream_processors.runtime.records import decode_event, key_text
 from stream_processors.runtime.step import Output, Record
 
@@ -39,6 +42,8 @@ class NormalizeAdapter:
         self.novelty = novelty
         self._encode = codec_for("event").encode
         self._load: Callable[[str], dict[str, Any] | None] = lambda key: None
+        self._batch: list[Event] = []
+        self._stats = novelty.cache.stats() if novelty is not None else None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> NormalizeAdapter:
@@ -60,25 +65,56 @@ class NormalizeAdapter:
 
     def restore(self, saved: dict[str, dict[str, Any]], wanted: set[str]) -> None:
         for key in wanted:
-            self.templates.restore(key[_PREFIX:], saved.get(key))
+            self._restore(key[_PREFIX:], saved.get(key))
+
+    def _restore(self, service: str, value: dict[str, Any] | None) -> None:
+        self.templates.restore(service, value)
+        if self.novelty is not None:
+            self.novelty.restored(service)
 
     def handle(self, record: Record, out: Output) -> None:
+        """Decode and template now; novelty and the send wait for :meth:`end_batch`."""
         event = decode_event(record.value)
         if not self.templates.loaded(event.service):  # keyed other than by its service
-            self.templates.restore(event.service, self._load(state_key(event.service)))
-        enriched = self.templates.process(event).event
-        if self.novelty is not None:
-            enriched = self.novelty.score_blocking(enriched)
-        out.emit(self.topics.enriched, enriched.service.encode(), self._encode(enriched.to_avro()))
+            self._restore(event.service, self._load(state_key(event.service)))
+        self._batch.append(self.templates.process(event).event)
         out.saw_event_time(int(event.timestamp.timestamp() * 1_000_000))
 
     def end_batch(self, out: Output) -> None:
-        return None
+        """Novelty for the whole batch (new templates embedded in one engine call), then send."""
+        batch, self._batch = self._batch, []
+        novelty = self.novelty
+        if novelty is not None and batch:
+            try:
+                novelty.prepare(batch)
+            except EmbedError as exc:
+                log.error("normalize: template embeddings failed (%s); this batch goes without novelty", exc)
+                novelty = None
+        topic, encode = self.topics.enriched, self._encode
+        for event in batch:
+            if novelty is not None:
+                event = novelty.score_blocking(event)
+            out.emit(topic, event.service.encode(), encode(event.to_avro()))
+        self._count_embedder()
+
+    def _count_embedder(self) -> None:
+        if self.novelty is None or self._stats is None:
+            return
+        now, before = self.novelty.cache.stats(), self._stats
+        m = series()
+        if now.inner_calls > before.inner_calls:
+            m.embedder_calls.labels(self.name).inc(now.inner_calls - before.inner_calls)
+        if now.hits_lru > before.hits_lru:
+            m.embedder_hits.labels(self.name, "lru").inc(now.hits_lru - before.hits_lru)
+        if now.hits_redis > before.hits_redis:
+            m.embedder_hits.labels(self.name, "redis").inc(now.hits_redis - before.hits_redis)
+        self._stats = now
 
     def dirty_states(self) -> dict[str, dict[str, Any]]:
         return self.templates.dirty_states()
 
     def revoked(self) -> None:
+        self._batch.clear()
         self.templates.forget_all()
         if self.novelty is not None:
             self.novelty.forget_all()

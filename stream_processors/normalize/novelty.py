@@ -44,6 +44,39 @@ class NoveltyStep:
         self.normalizer = normalizer
         self._vectors: dict[str, Any] = {}
         self._seeded: set[str] = set()
+        self._seeds: dict[str, list[tuple[str, str]]] = {}  # restored services' templates to index
+
+    def restored(self, service: str) -> None:
+        """``service``'s miner was just restored: index its templates at the next :meth:`prepare`."""
+        clusters = self.normalizer.miner(service).clusters
+        self._seeds[service] = [(cid, c.text) for cid, c in clusters.items()]
+        self._seeded.discard(service)
+
+    def prepare(self, events: list[Event]) -> None:
+        """Get, in one engine call, every vector the novelty of ``events`` will need: templates of
+        restored services (then indexed) and templates this process has no vector for yet.
+
+        Batching matters: the engine's cost is mostly per call, and a backlog brings many new
+        templates at once.  Raises EmbedError when the engine fails.
+        """
+        wanted: dict[str, str] = {}
+        for pairs in self._seeds.values():
+            wanted.update((cid, text) for cid, text in pairs if cid not in self._vectors)
+        for e in events:
+            if e.kind in SCORED_KINDS and e.template_id and e.template is not None \
+                    and e.template_id not in self._vectors:
+                wanted.setdefault(e.template_id, e.template)
+        if wanted:
+            ids = list(wanted)
+            for cid, vec in zip(ids, self.cache.embed_keyed(ids, [wanted[i] for i in ids]), strict=True):
+                self._vectors[cid] = vec
+        for service, pairs in self._seeds.items():
+            known = self.index.templates(service)
+            for cid, _ in pairs:
+                if cid not in known:
+                    self.index.add(service, cid, self._vectors[cid])
+            self._seeded.add(service)
+        self._seeds.clear()
 
     def _seed(self, service: str) -> None:
         """Index every template the (restored) miner knows, with cached or computed vectors."""
@@ -81,6 +114,7 @@ class NoveltyStep:
     def forget_all(self) -> None:
         """Re-seed services when next seen (partitions moved; another worker may own them)."""
         self._seeded.clear()
+        self._seeds.clear()
 
 
 def novelty_step(settings: Settings, normalizer: Normalizer) -> NoveltyStep | None:

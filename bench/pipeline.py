@@ -1,0 +1,365 @@
+"""The whole pipeline as a user runs it: ``seismo simulate`` → ``seismo ingest`` → ``seismo worker``.
+
+Three figures, each on fresh topics (a unique topic prefix and app id) of the
+broker and Redis Seismo is configured with (``seismo kafka start`` / ``seismo redis
+start`` or ``SEISMO_KAFKA_BOOTSTRAP`` / ``SEISMO_REDIS_URL``):
+
+1. **backlog** — ``--events`` simulated events (default 200,000) are ingested into
+   ``seismo.events.raw``, then ``seismo worker`` (``--processes`` per step) starts.
+   Per step: events/s = its input events / (time from the worker's start until its
+   consumer group committed the end of its input).  Overall: raw events / time until
+   every step is done.  Beside it, in the same run and on the same backlog, a bare
+   confluent-kafka **passthrough** (consume raw → produce the same bytes, commit) is the
+   ceiling no step can beat.
+2. **latency** — a steady load at ``--rate`` events/s for ``--seconds`` (default 5,000/s
+   for 60 s) into a running worker: background logs and metrics, plus one error a
+   ``--error-every`` events that opens an incident of its own; p50/p99 of the time from
+   producing that error to its incident appearing on ``seismo.incidents``.
+3. **memory** — peak RSS (VmHWM) of every worker process at the end of each part.
+
+Usage: python bench/pipeline.py [--events 200000] [--processes 1] [--rate 5000] [--seconds 60]
+       [--skip-backlog] [--skip-latency] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from schemas.codec import codec_for
+from schemas.models import Event, Incident
+from seismo.settings import Settings
+from stream_processors.correlate.logic import incident_id
+
+STEPS = {"normalize": "events.raw", "correlate": "events.enriched", "score": "events.enriched"}
+
+
+class Run:
+    """One isolated deployment on the shared broker: its own topics, groups and Redis hash."""
+
+    def __init__(self, label: str) -> None:
+        self.run = f"bench-{label}-{uuid.uuid4().hex[:8]}"
+        base = Settings()
+        self.bootstrap = base.bootstrap
+        self.redis = base.redis
+        self.env = {
+            **os.environ, "SEISMO_TOPIC_PREFIX": f"{self.run}.", "SEISMO_APP_ID": self.run,
+            "SEISMO_LOG_LEVEL": "WARNING", "SEISMO_KAFKA_BOOTSTRAP": self.bootstrap,
+        }
+        self.logdir = Path(tempfile.mkdtemp(prefix=f"{self.run}-"))
+
+    def topic(self, name: str) -> str:
+        return f"{self.run}.seismo.{name}"
+
+    def seismo(self, *args: str) -> None:
+        subprocess.run([sys.executable, "-m", "seismo", *args], env=self.env, check=True,
+                       stdout=subprocess.DEVNULL)
+
+    def spawn_worker(self, processes: int) -> subprocess.Popen[bytes]:
+        log = open(self.logdir / "worker.log", "ab")  # noqa: SIM115 - lives as long as the worker
+        return subprocess.Popen(
+            [sys.executable, "-m", "seismo", "worker", "--processes", str(processes)],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+
+    def progress(self, group: str, topic: str) -> tuple[int, int]:
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group, "enable.auto.commit": False})
+        try:
+            meta = c.list_topics(topic, timeout=10).topics[topic]
+            tps = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
+            done = sum(max(tp.offset, 0) for tp in c.committed(tps, timeout=10))
+            return done, sum(c.get_watermark_offsets(tp, timeout=10)[1] for tp in tps)
+        finally:
+            c.close()
+
+    def cleanup(self) -> None:
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(f"{self.run}.")]
+        if topics:
+            for fut in admin.delete_topics(topics).values():
+                fut.result()
+        import redis
+
+        client = redis.Redis.from_url(self.redis)
+        try:
+            for key in client.scan_iter(f"seismo:{self.run}*"):
+                client.delete(key)
+        finally:
+            client.close()
+
+
+def rss_mb(root: int) -> dict[str, float]:
+    """Peak RSS (VmHWM) in MB of ``root`` and its children, by command role."""
+    out: dict[str, float] = {}
+    for pid in [root, *_children(root)]:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        hwm = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")), 0)
+        role = argv[argv.index(b"--role") + 1].decode() if b"--role" in argv else "supervisor"
+        index = argv[argv.index(b"--index") + 1].decode() if b"--index" in argv else "0"
+        out[f"{role}#{index}"] = hwm / 1024
+    return out
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(entry))
+    return kids
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- part 1: backlog ----------------------------------------------------------------------------
+def simulate(n: int, workdir: Path) -> Path:
+    services = max(12, n // 4000)
+    minutes = max(60, int(n / services / 4.5))
+    events, truth = workdir / "events.jsonl", workdir / "truth.json"
+    subprocess.run(
+        [sys.executable, "-m", "seismo", "simulate", "--out", str(events), "--truth", str(truth),
+         "--services", str(services), "--incidents", str(max(4, services // 3)),
+         "--duration-minutes", str(minutes), "--seed", "7"],
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    lines = events.read_text().splitlines()
+    if len(lines) < n:
+        print(f"simulate gave {len(lines)} events (asked {n}); using them all", file=sys.stderr)
+    cut = workdir / "backlog.jsonl"
+    cut.write_text("\n".join(lines[:n]) + "\n")
+    return cut
+
+
+def passthrough(run: Run, total: int) -> float:
+    """Seconds for a bare consume → produce-same-bytes → commit loop over the raw backlog."""
+    consumer = Consumer({
+        "bootstrap.servers": run.bootstrap, "group.id": f"{run.run}-passthrough",
+        "enable.auto.commit": False, "auto.offset.reset": "earliest", "fetch.wait.max.ms": 100,
+    })
+    producer = Producer({"bootstrap.servers": run.bootstrap, "enable.idempotence": True, "acks": "all",
+                         "linger.ms": 20, "compression.type": "lz4"})
+    out = run.topic("passthrough")
+    consumer.subscribe([run.topic("events.raw")])
+    seen, started = 0, time.monotonic()
+    while seen < total:
+        batch = consumer.consume(1000, timeout=0.5)
+        for m in batch:
+            if m.error() is None:
+                while True:
+                    try:
+                        producer.produce(out, m.value(), m.key())
+                        break
+                    except BufferError:
+                        producer.poll(0.1)
+                seen += 1
+        producer.poll(0)
+        if batch:
+            producer.flush()
+            consumer.commit(asynchronous=False)
+    elapsed = time.monotonic() - started
+    consumer.close()
+    return elapsed
+
+
+def backlog(n: int, processes: int, keep: bool) -> None:
+    run = Run("backlog")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = simulate(n, Path(tmp))
+            total = sum(1 for _ in path.open())
+            t0 = time.monotonic()
+            run.seismo("ingest", str(path))
+            print(f"ingested {total:,} events in {time.monotonic() - t0:.1f}s")
+        ceiling = passthrough(run, total)
+        worker = run.spawn_worker(processes)
+        started = time.monotonic()
+        done: dict[str, float] = {}
+        peak: dict[str, float] = {}
+        try:
+            while len(done) < len(STEPS):
+                if worker.poll() is not None:
+                    raise SystemExit(f"the worker exited with {worker.returncode}; log in {run.logdir}")
+                for step, topic in STEPS.items():
+                    if step not in done:
+                        committed, end = run.progress(f"{run.run}-{step}", run.topic(topic))
+                        if committed >= end >= total:
+                            done[step] = time.monotonic() - started
+                peak = rss_mb(worker.pid) or peak
+                time.sleep(0.25)
+        finally:
+            stop(worker)
+        enriched = run.progress(f"{run.run}-correlate", run.topic("events.enriched"))[1]
+        print(f"\nbacklog: {total:,} events, seismo worker --processes {processes}")
+        print(f"  {'passthrough (ceiling)':24} {total / ceiling:>10,.0f} events/s  ({ceiling:.1f}s)")
+        for step, topic in STEPS.items():
+            count = total if topic == "events.raw" else enriched
+            print(f"  {step:24} {count / done[step]:>10,.0f} events/s  (done after {done[step]:.1f}s)")
+        overall = max(done.values())
+        print(f"  {'end to end':24} {total / overall:>10,.0f} events/s  "
+              f"({total / overall / (total / ceiling):.2f}x the passthrough)")
+        print("  peak RSS: " + ", ".join(f"{k} {v:,.0f} MB" for k, v in sorted(peak.items())))
+    finally:
+        if not keep:
+            run.cleanup()
+
+
+# -- part 2: latency ----------------------------------------------------------------------------
+def latency(rate: int, seconds: int, every: int, processes: int, keep: bool) -> None:
+    run = Run("latency")
+    run.seismo("worker", "--help")  # warm imports' page cache
+    worker = run.spawn_worker(processes)
+    produced: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    stop_reader = threading.Event()
+    reader = threading.Thread(target=_read_incidents, args=(run, seen, stop_reader), daemon=True)
+    peak: dict[str, float] = {}
+    try:
+        _wait_groups(run, worker)
+        reader.start()
+        codec = codec_for("event")
+        producer = Producer({"bootstrap.servers": run.bootstrap, "enable.idempotence": True,
+                             "acks": "all", "linger.ms": 5, "compression.type": "lz4"})
+        raw = run.topic("events.raw")
+        t0 = datetime.now(UTC)
+        started = time.monotonic()
+        total = rate * seconds
+        for i in range(total):
+            due = started + i / rate
+            while (lag := due - time.monotonic()) > 0:
+                time.sleep(min(lag, 0.005))
+            ev = _event(i, every, t0)
+            while True:
+                try:
+                    producer.produce(raw, codec.encode(ev.to_avro()), ev.service.encode())
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            if ev.severity == "error":
+                produced[incident_id(ev.service, ev.id)] = time.monotonic()
+            if i % 500 == 0:
+                producer.poll(0)
+                peak = rss_mb(worker.pid) or peak
+        producer.flush()
+        achieved = total / (time.monotonic() - started)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not produced.keys() <= seen.keys():
+            time.sleep(0.2)
+        peak = rss_mb(worker.pid) or peak
+    finally:
+        stop_reader.set()
+        stop(worker)
+        if not keep:
+            run.cleanup()
+    delays = sorted(seen[k] - t for k, t in produced.items() if k in seen)
+    missing = len(produced) - len(delays)
+    print(f"\nlatency: {achieved:,.0f} events/s offered for {seconds}s (asked {rate:,}), "
+          f"{len(produced):,} incident-opening errors")
+    if delays:
+        print(f"  produce → incident on seismo.incidents: p50 {_q(delays, 0.5) * 1000:,.0f} ms, "
+              f"p99 {_q(delays, 0.99) * 1000:,.0f} ms, max {delays[-1] * 1000:,.0f} ms"
+              + (f"; {missing} never seen within 60 s" if missing else ""))
+    print("  peak RSS: " + ", ".join(f"{k} {v:,.0f} MB" for k, v in sorted(peak.items())))
+
+
+def _q(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def _event(i: int, every: int, t0: datetime) -> Event:
+    ts = t0 + timedelta(milliseconds=i)
+    if i % every == every - 1:  # a service of its own: its first error opens an incident
+        return Event(id=f"lat-{i}", source="kubernetes", kind="log", timestamp=ts, service=f"lat-{i}",
+                     severity="error", message=f"payment {i} failed: upstream timeout after 3000 ms")
+    svc = f"svc-{i % 40}"
+    if i % 4 == 0:
+        return Event(id=f"m-{i}", source="cloudwatch", kind="metric", timestamp=ts, service=svc,
+                     severity="info", message="latency_ms",
+                     metric={"name": "latency_ms", "value": 100.0 + i % 7})
+    return Event(id=f"l-{i}", source="kubernetes", kind="log", timestamp=ts, service=svc, severity="info",
+                 message=f"GET /api/orders/{i % 997} 200 in {i % 90} ms")
+
+
+def _wait_groups(run: Run, worker: subprocess.Popen[bytes]) -> None:
+    """Until every step's consumer group has a member (the worker is ready to consume)."""
+    admin = AdminClient({"bootstrap.servers": run.bootstrap})
+    deadline = time.monotonic() + 120
+    groups = [f"{run.run}-{s}" for s in STEPS]
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise SystemExit(f"the worker exited with {worker.returncode}; log in {run.logdir}")
+        try:
+            described = admin.describe_consumer_groups(groups)
+            if all(f.result(timeout=5).members for f in described.values()):
+                return
+        except Exception:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"the worker's groups did not form in 120 s; log in {run.logdir}")
+
+
+def _read_incidents(run: Run, seen: dict[str, float], stop_reader: threading.Event) -> None:
+    consumer = Consumer({"bootstrap.servers": run.bootstrap, "group.id": f"{run.run}-reader",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "fetch.wait.max.ms": 10})
+    consumer.subscribe([run.topic("incidents")])
+    codec = codec_for("incident")
+    while not stop_reader.is_set():
+        for m in consumer.consume(500, timeout=0.1):
+            if m.error() is None and m.value():
+                now = time.monotonic()
+                inc: Any = Incident.from_avro(codec.decode(m.value()))
+                seen.setdefault(inc.id, now)
+    consumer.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000, help="backlog size (default 200000)")
+    parser.add_argument("--processes", type=int, default=1, help="seismo worker --processes (default 1)")
+    parser.add_argument("--rate", type=int, default=5000, help="steady load, events/s (default 5000)")
+    parser.add_argument("--seconds", type=int, default=60, help="steady load duration (default 60)")
+    parser.add_argument("--error-every", type=int, default=100,
+                        help="one incident-opening error every N events of the steady load (default 100)")
+    parser.add_argument("--skip-backlog", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the bench's topics and Redis keys")
+    args = parser.parse_args()
+    print(f"seismo pipeline bench on {os.cpu_count()} cores, broker {Settings().bootstrap}")
+    if not args.skip_backlog:
+        backlog(args.events, args.processes, args.keep)
+    if not args.skip_latency:
+        latency(args.rate, args.seconds, args.error_every, args.processes, args.keep)
+
+
+if __name__ == "__main__":
+    main()
