@@ -164,11 +164,12 @@ def run_demo(base: Settings, console: Console, port: int | None, exit_after: flo
 
 def remove_demo_leftovers(settings: Settings, topic_prefix: str, redis_marker: str,
                           logs: Path | None) -> str:
-    """Delete topics matching ``topic_prefix``, Redis keys containing ``redis_marker``, and ``logs``.
+    """Delete topics matching ``topic_prefix``, consumer groups and Redis keys containing
+    ``redis_marker`` (the run's namespace), and ``logs``.
 
     ``topic_prefix`` is a regular expression matched at the start of each topic name.
 
-    Returns what was removed, as a phrase (``6 topics, 1 Redis key, the log folder``).
+    Returns what was removed, as a phrase (``6 topics, 3 consumer groups, 1 Redis key, the log folder``).
     Best effort: a broker or Redis that does not answer leaves its part in place and says so.
     """
     from confluent_kafka import KafkaException
@@ -185,8 +186,13 @@ def remove_demo_leftovers(settings: Settings, topic_prefix: str, redis_marker: s
         for future in admin.delete_topics(names, operation_timeout=30).values() if names else ():
             future.result(30)
         parts.append(plural(len(names), "topic"))
+        listed = admin.list_consumer_groups(request_timeout=10).result(15)
+        groups = [g.group_id for g in listed.valid if redis_marker in g.group_id]
+        for future in admin.delete_consumer_groups(groups, request_timeout=15).values() if groups else ():
+            future.result(15)
+        parts.append(plural(len(groups), "consumer group"))
     except KafkaException as exc:
-        parts.append(f"no topics (Kafka: {exc})")
+        parts.append(f"no topics or groups (Kafka: {exc})")
     parts.append(_remove_redis_keys(settings.redis, redis_marker))
     if logs is not None and logs.is_dir():
         shutil.rmtree(logs, ignore_errors=True)

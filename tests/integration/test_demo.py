@@ -25,6 +25,7 @@ def test_demo_clean_up_removes_the_runs_topics_redis_keys_and_logs(seismo_env: E
     import re
 
     import redis
+    from confluent_kafka import Consumer, TopicPartition
     from confluent_kafka.admin import AdminClient
     from confluent_kafka.cimpl import NewTopic
 
@@ -40,11 +41,16 @@ def test_demo_clean_up_removes_the_runs_topics_redis_keys_and_logs(seismo_env: E
     logs.mkdir(parents=True)
     (logs / "worker.log").write_text("started\n", "utf-8")
     admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    group = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"{marker}-normalize"})
+    group.commit(offsets=[TopicPartition(f"{settings.topic_prefix}seismo.dlq", 0, 0)], asynchronous=False)
+    group.close()
     bystander = f"u-{seismo_env.run}.seismo.dlq"
     admin.create_topics([NewTopic(bystander, 1, 1)])[bystander].result(30)
     try:
         removed = remove_demo_leftovers(settings, re.escape(settings.topic_prefix), marker, logs)
-        assert removed == f"6 topics, 1 Redis key, the log folder {logs}"
+        assert removed == f"6 topics, 1 consumer group, 1 Redis key, the log folder {logs}"
+        groups = {g.group_id for g in admin.list_consumer_groups().result(15).valid}
+        assert f"{marker}-normalize" not in groups
         left = [t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.topic_prefix)]
         assert left == []
         assert bystander in admin.list_topics(timeout=10).topics
