@@ -26,20 +26,36 @@ HOUR_SIN = "hour_sin"
 HOUR_COS = "hour_cos"
 
 
-class _Ewma:
-    """Exponentially weighted mean with a sample count (bias-free start)."""
+class _Buckets:
+    """Exponentially weighted means with sample counts (bias-free start), one per bucket.
 
-    __slots__ = ("alpha", "count", "mean")
+    Flat lists rather than one object per bucket: a featurizer has 192 buckets, and thousands
+    of restored series would otherwise be hundreds of thousands of small objects.
+    """
 
-    def __init__(self, alpha: float) -> None:
+    __slots__ = ("alpha", "counts", "means")
+
+    def __init__(self, alpha: float, size: int) -> None:
         self.alpha = alpha
-        self.count = 0
-        self.mean = 0.0
+        self.counts = [0] * size
+        self.means = [0.0] * size
 
-    def update(self, value: float) -> None:
-        self.count += 1
-        rate = max(self.alpha, 1.0 / self.count)
-        self.mean += rate * (value - self.mean)
+    def update(self, key: int, value: float) -> None:
+        count = self.counts[key] = self.counts[key] + 1
+        rate = max(self.alpha, 1.0 / count)
+        self.means[key] += rate * (value - self.means[key])
+
+    def dump(self) -> Document:
+        return {"counts": list(self.counts), "means": pack(self.means)}
+
+    def load(self, doc: Document) -> None:
+        counts, means = doc["counts"], unpack(doc["means"]).tolist()
+        size = len(self.counts)
+        if len(counts) != size or len(means) != size:
+            raise StateError(f"{len(counts)} seasonal counts and {len(means)} means for {size} buckets")
+        if not all(type(c) is int and c >= 0 for c in counts):
+            raise StateError("a seasonal count is not a whole number")
+        self.counts, self.means = counts, means
 
 
 class MetricFeaturizer(DataState):
@@ -60,36 +76,21 @@ class MetricFeaturizer(DataState):
         self.season_alpha = season_alpha
         self.min_bucket_samples = min_bucket_samples
         self._recent: deque[float] = deque(maxlen=short_window)
-        self._day: dict[int, _Ewma] = {}
-        self._week: dict[int, _Ewma] = {}
+        self._day = _Buckets(season_alpha, 24)
+        self._week = _Buckets(season_alpha, 7 * 24)
 
     STATE_FORMAT = "seismo.metric_featurizer"
 
     def _dump_state(self) -> Document:
-        def buckets(table: dict[int, _Ewma]) -> Document:
-            return {"keys": list(table), "counts": [e.count for e in table.values()],
-                    "means": pack([e.mean for e in table.values()])}
-
-        return {"recent": list(self._recent), "day": buckets(self._day), "week": buckets(self._week)}
+        return {"recent": list(self._recent), "day": self._day.dump(), "week": self._week.dump()}
 
     def _load_state(self, state: Document) -> None:
-        def buckets(doc: Document, size: int) -> dict[int, _Ewma]:
-            keys, counts, means = doc["keys"], doc["counts"], unpack(doc["means"]).tolist()
-            if not len(keys) == len(counts) == len(means):
-                raise StateError("seasonal buckets of different lengths")
-            table: dict[int, _Ewma] = {}
-            alpha = self.season_alpha
-            for key, count, mean in zip(keys, counts, means, strict=True):
-                if type(key) is not int or not 0 <= key < size or type(count) is not int:
-                    raise StateError(f"seasonal bucket {key!r} (count {count!r}) outside 0..{size - 1}")
-                bucket = table[key] = _Ewma(alpha)
-                bucket.count, bucket.mean = count, mean
-            return table
-
         recent = floats(state["recent"])
         if len(recent) > self.short_window:
             raise StateError(f"{len(recent)} recent values for a window of {self.short_window}")
-        day, week = buckets(text_keys(state["day"]), 24), buckets(text_keys(state["week"]), 7 * 24)
+        day, week = _Buckets(self.season_alpha, 24), _Buckets(self.season_alpha, 7 * 24)
+        day.load(text_keys(state["day"]))
+        week.load(text_keys(state["week"]))
         self._recent = deque(recent, maxlen=self.short_window)
         self._day, self._week = day, week
 
@@ -113,10 +114,7 @@ class MetricFeaturizer(DataState):
         day_key = timestamp.hour
         week_key = timestamp.weekday() * 24 + timestamp.hour
         for name, table, key in ((SEASON_DAY, self._day, day_key), (SEASON_WEEK, self._week, week_key)):
-            bucket = table.get(key)
-            if bucket is None:
-                bucket = table[key] = _Ewma(self.season_alpha)
-            if bucket.count >= self.min_bucket_samples:
-                x[name] = value - bucket.mean
-            bucket.update(value)
+            if table.counts[key] >= self.min_bucket_samples:
+                x[name] = value - table.means[key]
+            table.update(key, value)
         return x
