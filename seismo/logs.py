@@ -32,8 +32,8 @@ LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 _KAFKA_LOGGER = "seismo.kafka"
-_CHATTY = ("faiss",)
-"""Libraries that log their import-time probing at INFO; they speak from WARNING on."""
+_CHATTY = ("faiss", "httpx")
+"""Libraries that log routine work at INFO (import-time probing, every HTTP request); WARNING and up only."""
 
 
 def fields(**values: Any) -> dict[str, Any]:
