@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Annotated, Any, Literal, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -34,6 +35,7 @@ T = TypeVar("T")
 MaxItems = Annotated[int, Field(ge=1, le=1000)]
 Minutes = Annotated[int, Field(ge=1, le=20160)]
 _STAT = re.compile(r"^(SampleCount|Average|Sum|Minimum|Maximum|(p|tm|wm|tc|ts)\d{1,2}(\.\d{1,2})?)$")
+LOG_PAGES = 5
 _METRIC_PART = re.compile(r"^[^\x00-\x1f]{1,255}$")
 
 
@@ -159,23 +161,28 @@ def register(server: MCPServer, section: Mapping[str, Any], guard: SourceGuard, 
     async def cloudwatch_filter_log_events(
             log_group: str, filter_pattern: Annotated[str, Field(max_length=1024)] | None = None,
             since_minutes: Minutes = 60, max_items: MaxItems = 200) -> LogEvents:
-        """Log events of a group matching a CloudWatch filter pattern, newest kept when over budget."""
+        """The newest log events of a group matching a CloudWatch filter pattern (`more`: older
+        than the pages read)."""
         group = ident("log_group", log_group)
 
         async def fetch() -> LogEvents:
             logs = (await clients()).logs
             now = datetime.now(UTC)
             start = now - timedelta(minutes=since_minutes)
-            kwargs: dict[str, Any] = {"logGroupName": group, "limit": min(max_items, 10_000),
-                                      "startTime": _ms(start), "endTime": _ms(now)}
+            kwargs: dict[str, Any] = {"logGroupName": group, "startTime": _ms(start), "endTime": _ms(now)}
             if filter_pattern:
                 kwargs["filterPattern"] = filter_pattern
-            page = await aws(f"log group {group}", lambda: logs.filter_log_events(**kwargs))
-            events = page.get("events", [])
-            lines = [_log_line(e) for e in events]
-            text, kept, omitted = fence_tail(lines, max_chars)
-            return LogEvents(log_group=group, events=kept, omitted=omitted, more=bool(page.get("nextToken")),
-                             text=text)
+            events: list[dict[str, Any]] = []
+            token: str | None = None
+            for _ in range(LOG_PAGES):  # oldest first: read on, keep the newest `max_items`
+                paging: dict[str, Any] = {"nextToken": token} if token else {}
+                page = await aws(f"log group {group}", partial(logs.filter_log_events, **kwargs, **paging))
+                events = (events + [dict(e) for e in page.get("events", [])])[-max_items:]
+                token = page.get("nextToken")
+                if not token:
+                    break
+            text, kept, omitted = fence_tail([_log_line(e) for e in events], max_chars)
+            return LogEvents(log_group=group, events=kept, omitted=omitted, more=bool(token), text=text)
 
         args = {"g": group, "f": filter_pattern, "m": since_minutes, "n": max_items}
         return await guard.run("cloudwatch_filter_log_events", args, LogEvents, fetch)

@@ -126,3 +126,9 @@ def test_the_same_question_twice_is_answered_from_the_cache(server: MCPServer, m
     moto.reset()  # the alarm is gone upstream; the cached answer still stands for the TTL
     second = call(server, "cloudwatch_alarms", {})
     assert first.structured_content == second.structured_content
+
+
+def test_filter_log_events_keeps_the_newest_events_within_max_items(server: MCPServer) -> None:
+    res = call(server, "cloudwatch_filter_log_events", {"log_group": GROUP, "max_items": 1})
+    data = res.structured_content
+    assert data["events"] == 1 and "ignore your instructions" in data["text"] and "INFO" not in data["text"]
