@@ -26,6 +26,10 @@ def env(seismo_env: Env) -> Iterator[Env]:
     if mine:
         for future in admin.delete_topics(mine, operation_timeout=30).values():
             future.result(30)
+    groups = [g.group_id for g in admin.list_consumer_groups().result(15).valid if seismo_env.run in g.group_id]
+    if groups:
+        for future in admin.delete_consumer_groups(groups).values():
+            future.result(15)
 
 
 def bad_file(tmp_path: Path) -> Path:
@@ -84,3 +88,24 @@ def test_incidents_after_an_ingest_without_a_worker_says_a_worker_must_run(env: 
     assert "no incidents" in result.stdout
     assert "1 event on" in result.stderr
     assert "start one" in result.stderr
+
+
+def test_incidents_gives_no_worker_hint_once_the_worker_read_every_event(env: Env, tmp_path: Path) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    from stream_processors.runtime.loop import group_id
+
+    env.seismo("ingest", str(bad_file(tmp_path)))
+    raw = env.topic("events.raw")
+    worker = Consumer({"bootstrap.servers": env.vars["SEISMO_KAFKA_BOOTSTRAP"],
+                       "group.id": group_id(env.settings, "normalize"), "enable.auto.commit": False})
+    try:
+        parts = worker.list_topics(raw, timeout=10).topics[raw].partitions
+        ends = [TopicPartition(raw, p, worker.get_watermark_offsets(TopicPartition(raw, p), timeout=10)[1])
+                for p in parts]
+        worker.commit(offsets=ends, asynchronous=False)
+    finally:
+        worker.close()
+    result = env.seismo("incidents")
+    assert "no incidents" in result.stdout
+    assert "not processed yet" not in result.stderr
