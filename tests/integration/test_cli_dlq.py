@@ -26,7 +26,8 @@ def env(seismo_env: Env) -> Iterator[Env]:
     if mine:
         for future in admin.delete_topics(mine, operation_timeout=30).values():
             future.result(30)
-    groups = [g.group_id for g in admin.list_consumer_groups().result(15).valid if seismo_env.run in g.group_id]
+    listed = admin.list_consumer_groups().result(15).valid
+    groups = [g.group_id for g in listed if seismo_env.run in g.group_id]
     if groups:
         for future in admin.delete_consumer_groups(groups).values():
             future.result(15)
