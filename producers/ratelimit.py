@@ -108,8 +108,10 @@ class TokenBucket:
                 await self._clock.sleep(wait)
                 continue
             self._refill()
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
+            # A token short by a rounding error counts as whole: waiting 1e-17 s would not move a
+            # clock that reads ~1e3 s (below its float resolution), and the loop would never end.
+            if self._tokens >= 1.0 - 1e-9:
+                self._tokens = max(0.0, self._tokens - 1.0)
                 return
             await self._clock.sleep((1.0 - self._tokens) / self.rate)
 

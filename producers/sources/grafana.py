@@ -12,11 +12,13 @@ Streams (cursor key ``grafana/NAME``):
 * ``alerts`` — ``GET /api/alertmanager/grafana/api/v2/alerts?active=true``; one
   ``alert`` Event per (fingerprint, startsAt).  Cursor ``{firing: [keys]}``.
 * ``query:NAME`` — ``POST /api/ds/query`` for each configured expression over
-  ``(cursor.to, now - query_delay_s]``; frames via :mod:`.grafana_frames`.
+  ``(cursor.to, now - query_delay_s]``; frames via :mod:`.grafana_frames`.  A
+  failing query and a truncated Loki page are handled by :class:`QueryStream`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -26,9 +28,12 @@ from producers.base import Batch, Rejected, SourceContext, Stream
 from producers.config import GrafanaConfig, GrafanaQuery, resolve_token
 from producers.cursors import Cursor
 from producers.mapping import ServiceMapper
-from producers.sources import HttpApi, build_client, compact_json
-from producers.sources.grafana_frames import frame_events
+from producers.sources import AccessDenied, ApiRejected, HttpApi, build_client, compact_json
+from producers.sources.grafana_frames import frame_events, log_row_times
+from producers.sources.objects import Failure, ObjectGuard, Verdict, failure_for_status, failure_of
 from schemas.models import Entity, Event, EventKind, Severity, Source
+
+log = logging.getLogger(__name__)
 
 _SEVERITY = {"critical": Severity.CRITICAL, "page": Severity.CRITICAL, "error": Severity.ERROR,
              "warning": Severity.WARNING, "info": Severity.INFO}
@@ -164,36 +169,101 @@ class AlertsStream:
 
 
 class QueryStream:
+    """One configured expression, read window by window; the cursor ``{to}`` is the window's end.
+
+    *Per-query errors.*  Grafana answers a query that failed in its datasource with
+    ``results.A.error`` and ``results.A.status`` — in an HTTP 400 by default, a 207
+    with the ``datasourceQueryMultiStatus`` feature, a 200 from some datasources — and
+    a request it cannot run at all with 400, 403 ("Access denied to data source") or
+    404 ("Data source not found").  Each holds the window (the cursor does not move)
+    and is retried next cycle, up to ``object_attempts`` times; then the window is
+    dead-lettered with Grafana's error (``object_parked``), the cursor moves past it
+    and the query is parked for ``park_s``.  Nothing is dropped without a dead letter.
+
+    *Loki truncation.*  Loki returns at most ``maxLines`` lines per query, so a page
+    with ``max_lines`` rows may have lost the rest of its window.  Log queries ask
+    ``direction: forward`` (the oldest lines first); a full page moves the cursor to
+    just before its newest row's millisecond and the next page reads on (rows of
+    that millisecond come twice and are dropped by id), counted in
+    ``seismo_poller_truncated_total``.  Only when one millisecond alone holds more
+    than ``max_lines`` lines is the rest of it given up, as a ``truncated`` dead letter.
+    """
+
     def __init__(self, cfg: GrafanaConfig, query: GrafanaQuery, api: HttpApi, mapper: ServiceMapper) -> None:
         self.cfg, self.query, self.api, self.mapper = cfg, query, api, mapper
         self.name = f"query:{query.name}"
+        self.guard = ObjectGuard(api.ctx, self.name)
 
     async def fetch(self, cursor: Cursor | None) -> Batch:
         step_ms = self.cfg.query_step_s * 1000
         until = (_now_ms(self.api.ctx) - self.cfg.query_delay_s * 1000) // step_ms * step_ms
         after = int(cursor["to"]) if cursor else until - 10 * step_ms
-        if until <= after:
+        if until <= after or self.guard.parked(self.query.name):
             return Batch()
         q = self.query
         spec: dict[str, Any] = {"refId": "A", "datasource": {"uid": q.datasource_uid}, "expr": q.expr,
                                 "intervalMs": step_ms, "maxDataPoints": 11_000}
+        start, end = after, until
         if q.kind == "loki":
-            spec.update(queryType="range", maxLines=q.max_lines)
-        body = {"queries": [spec], "from": str(after), "to": str(until)}
-        page = await self.api.request(self.name, "POST", "/api/ds/query", body=body)
-        events: list[Event] = []
-        rejected: list[Rejected] = []
+            spec.update(queryType="range", maxLines=q.max_lines, direction="forward")
+            # Loki's start is inclusive and its end exclusive, in nanoseconds: ask for the
+            # milliseconds (after, until] exactly, so a page never starts with lines already read.
+            start, end = after + 1, until + 1
+        body = {"queries": [spec], "from": str(start), "to": str(end)}
+        try:
+            page = await self.api.request(self.name, "POST", "/api/ds/query", body=body, accept=(400, 207))
+        except (ApiRejected, AccessDenied) as exc:
+            failure = failure_of(exc)
+            if failure is None:
+                raise
+            return self._failed(failure, str(exc), until, b"")
         try:
             result = page.body["results"]["A"]
             frames = result.get("frames") or []
         except (KeyError, TypeError, AttributeError) as exc:
+            if page.status >= 400:
+                return self._failed(Failure.REJECTED, f"{page.status}: {page.raw[:200]!r}", until, page.raw)
             return Batch((), [Rejected(f"ds/query response not understood: {exc!r}", page.raw[:65536])])
+        status = result.get("status")
+        if result.get("error") or page.status >= 400 or (isinstance(status, int) and status >= 400):
+            failure = failure_for_status(status if isinstance(status, int) else page.status)
+            error = f"query {q.name} failed ({status or page.status}): {result.get('error') or 'no message'}"
+            return self._failed(failure, error, until, compact_json(result))
+        self.guard.succeeded(q.name)
+        events: list[Event] = []
+        rejected: list[Rejected] = []
+        times: list[int] = []
         for frame in frames:
             try:
                 events.extend(frame_events(q, frame, self.mapper, after, until))
+                times.extend(log_row_times(frame))
             except (KeyError, TypeError, ValueError, StopIteration, IndexError) as exc:
                 rejected.append(Rejected(f"data frame not understood: {exc!r}", compact_json(frame)))
+        if q.kind == "loki" and len(times) >= q.max_lines:
+            return self._truncated(events, rejected, after, until, max(times))
         return Batch(events, rejected, {"to": until})
+
+    def _failed(self, failure: Failure, error: str, until: int, payload: bytes) -> Batch:
+        """Hold the window, or dead-letter it and move on once the query is parked."""
+        if failure is Failure.GONE:
+            failure = Failure.REJECTED  # a window is never "gone": skipping it would lose it silently
+        verdict, letter = self.guard.failed(self.query.name, failure, error, payload)
+        if verdict is Verdict.PARK and letter is not None:
+            return Batch((), [letter], {"to": until})
+        return Batch()
+
+    def _truncated(self, events: list[Event], rejected: list[Rejected], after: int, until: int,
+                   newest: int) -> Batch:
+        labels = {"source": self.api.ctx.source.value, "stream": self.name}
+        self.api.ctx.metrics.increment("seismo_poller_truncated_total", 1, labels)
+        if newest - 1 > after:
+            log.info("grafana/%s: %d lines (maxLines) up to %d ms; reading on from there",
+                     self.name, self.query.max_lines, newest)
+            return Batch(events, rejected, {"to": newest - 1}, more=True)
+        reason = (f"query {self.query.name}: more than max_lines={self.query.max_lines} lines in the "
+                  f"millisecond {newest}; the rest of that millisecond was not read")
+        letter = Rejected(reason, compact_json({"query": self.query.name, "ms": newest}), "truncated")
+        return Batch(events, [*rejected, letter], {"to": min(newest, until)}, more=newest < until)
 
 
 @asynccontextmanager

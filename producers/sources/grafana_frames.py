@@ -82,6 +82,15 @@ def frame_events(query: GrafanaQuery, frame: dict[str, Any], mapper: ServiceMapp
     return out
 
 
+def log_row_times(frame: dict[str, Any]) -> list[int]:
+    """The epoch-ms time of every row of a log frame (one with a ``Line`` field); [] for other frames."""
+    fields = frame["schema"]["fields"]
+    if not any(f.get("name") == "Line" for f in fields):
+        return []
+    time_idx = next(i for i, f in enumerate(fields) if f.get("type") == "time")
+    return [_ms(t) for t in frame["data"]["values"][time_idx]]
+
+
 def _log_rows(query: GrafanaQuery, fields: list[dict[str, Any]], columns: list[list[Any]], names: list[Any],
               time_idx: int, mapper: ServiceMapper, after_ms: int, until_ms: int) -> list[Event]:
     line_idx = names.index("Line")

@@ -4,10 +4,28 @@ Every request needs ``Authorization: Bearer TOKEN`` and ``X-Grafana-Org-Id: ORG`
 (401 / 403 otherwise, as Grafana answers); ``/api/health`` needs neither.  Annotations are filtered by
 ``from``/``to`` (epoch ms, inclusive) and ``tags``, newest first, cut at ``limit``.
 ``frames`` maps an expression to the data frames ``/api/ds/query`` returns for it.
+
+Failure shapes of ``/api/ds/query`` (Grafana's ``pkg/api/metrics.go``: ``QueryMetricsV2``,
+``handleQueryMetricsError`` and ``toJsonStreamingResponse``; the per-query object is the
+plugin SDK's ``backend.DataResponse`` as ``@grafana/runtime``'s ``DataResponse`` reads it):
+
+* ``query_errors[expr] = (status, message)``: that query's result is
+  ``{"status": status, "frames": [], "error": message, "errorSource": "downstream"}``;
+  the whole response is HTTP 400 (207 when ``multi_status``, Grafana's
+  ``datasourceQueryMultiStatus`` feature), the other queries' results unchanged.
+* ``datasource_errors[uid] = 403 | 404``: ``{"message": "Access denied to data source"}`` /
+  ``{"message": "Data source not found"}`` for the whole request.
+
+Loki (``loki_lines[expr]`` = rows ``(labels, time_ms, line)``): like Loki's ``query_range``
+(https://grafana.com/docs/loki/latest/reference/loki-http-api/), rows with
+``from <= t < to`` (start inclusive, end exclusive), at most ``maxLines`` of them (Loki's
+``limit``), the oldest with ``direction: forward`` and the newest otherwise (Grafana's
+default, backward), as one Grafana 10+ log frame whose ``id`` is stable per line.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from tests.fakes import FakeHttpServer, Reply, Request
@@ -100,7 +118,7 @@ def loki_frame(rows: list[tuple[dict[str, str], int, str]]) -> dict[str, Any]:
                 [r[1] for r in rows],
                 [r[2] for r in rows],
                 [str(r[1] * 1_000_000) for r in rows],
-                [f"{r[1]}_{i}" for i, r in enumerate(rows)],
+                [f"{r[1] * 1_000_000}_{hashlib.sha1(r[2].encode()).hexdigest()[:8]}" for r in rows],
             ]
         },
     }
@@ -114,6 +132,10 @@ class FakeGrafana(FakeHttpServer):
         self.alerts: list[dict[str, Any]] = []
         self.dashboards: list[dict[str, Any]] = []
         self.frames: dict[str, list[dict[str, Any]]] = {}
+        self.loki_lines: dict[str, list[tuple[dict[str, str], int, str]]] = {}
+        self.query_errors: dict[str, tuple[int, str]] = {}
+        self.datasource_errors: dict[str, int] = {}
+        self.multi_status = False
 
     def handle(self, request: Request) -> Reply:
         if request.path == "/api/health":  # served without authentication, as Grafana does
@@ -133,9 +155,32 @@ class FakeGrafana(FakeHttpServer):
         if request.path == "/api/search":
             return Reply(200, self.dashboards)
         if request.path == "/api/ds/query" and request.method == "POST":
-            results = {
-                q["refId"]: {"status": 200, "frames": self.frames.get(q["expr"], [])}
-                for q in request.body["queries"]
-            }
-            return Reply(200, {"results": results})
+            return self._query(request.body)
         return Reply(404, {"message": "Not found"})
+
+    def _query(self, body: dict[str, Any]) -> Reply:
+        for q in body["queries"]:
+            denied = self.datasource_errors.get(q["datasource"]["uid"])
+            if denied == 403:
+                return Reply(403, {"message": "Access denied to data source", "traceID": ""})
+            if denied == 404:
+                return Reply(404, {"message": "Data source not found", "traceID": ""})
+        results: dict[str, Any] = {}
+        for q in body["queries"]:
+            if q["expr"] in self.query_errors:
+                status, message = self.query_errors[q["expr"]]
+                results[q["refId"]] = {"status": status, "frames": [], "error": message,
+                                       "errorSource": "downstream"}
+            elif q["expr"] in self.loki_lines:
+                results[q["refId"]] = {"status": 200, "frames": [self._loki(q, body)]}
+            else:
+                results[q["refId"]] = {"status": 200, "frames": self.frames.get(q["expr"], [])}
+        failed = any("error" in r for r in results.values())
+        return Reply((207 if self.multi_status else 400) if failed else 200, {"results": results})
+
+    def _loki(self, q: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        start, end = int(body["from"]), int(body["to"])
+        rows = sorted((r for r in self.loki_lines[q["expr"]] if start <= r[1] < end), key=lambda r: r[1])
+        limit = int(q.get("maxLines") or 1000)
+        rows = rows[:limit] if q.get("direction") == "forward" else rows[-limit:]
+        return loki_frame(rows)

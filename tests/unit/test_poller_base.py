@@ -169,6 +169,19 @@ def test_the_token_bucket_spaces_requests_at_the_configured_rate_after_a_burst()
     assert clock.monotonic() - start == pytest.approx(2.0)
 
 
+def test_a_token_short_by_a_rounding_error_does_not_spin_the_bucket_forever() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(rate=5.0, burst=10, clock=clock)
+
+    async def take() -> None:
+        for _ in range(200):
+            await bucket.acquire()
+            clock.advance(0.013)  # odd amounts of work between requests leave float residue
+
+    asyncio.run(asyncio.wait_for(take(), timeout=10))
+    assert clock.monotonic() - 1000.0 == pytest.approx((200 - 10) / 5.0, abs=0.05)
+
+
 def test_retry_after_holds_every_caller_of_the_bucket_until_it_passed() -> None:
     clock = FakeClock()
     bucket = TokenBucket(rate=100.0, burst=10, clock=clock)
