@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, KafkaError, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from seismo.settings import Settings
 
@@ -93,8 +92,23 @@ def read_topic(topic: str, timeout: float = 15.0) -> list[tuple[bytes | None, by
 
 
 def consumed(group: str, topic: str) -> tuple[int, int]:
-    """(committed offsets summed, end offsets summed) of ``group`` on ``topic``."""
-    admin = AdminClient({"bootstrap.servers": bootstrap()})
+    """(committed offsets summed, end offsets summed) of ``group`` on ``topic``.
+
+    Retries for a few seconds while the broker answers a transient error (a partition
+    whose leader is still being elected right after the topic was created).
+    """
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            return _consumed(group, topic)
+        except KafkaException as exc:
+            if (not exc.args[0].retriable() and exc.args[0].code() != KafkaError.NOT_LEADER_FOR_PARTITION) \
+                    or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _consumed(group: str, topic: str) -> tuple[int, int]:
     c = Consumer({"bootstrap.servers": bootstrap(), "group.id": group, "enable.auto.commit": False})
     try:
         meta = c.list_topics(topic, timeout=10).topics[topic]
@@ -105,7 +119,6 @@ def consumed(group: str, topic: str) -> tuple[int, int]:
         return done, ends
     finally:
         c.close()
-        del admin
 
 
 @dataclass
