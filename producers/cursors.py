@@ -122,6 +122,7 @@ def _read_cursors_once(bootstrap: str, topic: str, timeout: float) -> dict[str, 
         "enable.auto.commit": False,
         "enable.partition.eof": False,
         "log_level": 3,
+        "logger": logging.getLogger("seismo.kafka"),  # through Python logging, not raw to stderr
     })
     cursors: dict[str, Cursor] = {}
     try:

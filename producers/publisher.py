@@ -50,6 +50,8 @@ class KafkaPublisher:
             # Transient broker states (coordinator loading …) are retried by librdkafka;
             # real failures reach on_delivery and PublishError.
             "log_level": 3,
+            # librdkafka's own lines go through Python logging (SEISMO_LOG_FORMAT), not raw to stderr.
+            "logger": logging.getLogger("seismo.kafka"),
         }
         config.update(overrides)
         self._producer = Producer(config)
