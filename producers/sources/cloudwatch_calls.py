@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError, ConnectionError, ConnectTimeoutErro
 
 from producers.base import SourceContext
 from producers.exceptions import RecoverableError
+from producers.sources.objects import Failure
 
 T = TypeVar("T")
 
@@ -39,6 +40,28 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 class AwsThrottled(RecoverableError):
     """AWS asked us to slow down, or was briefly unavailable; the poller retries with backoff."""
+
+
+GONE_CODES = frozenset({"ResourceNotFoundException"})
+DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"})
+REJECTED_CODES = frozenset({"InvalidParameterException", "ValidationException", "MalformedQueryException"})
+
+
+def object_failure(exc: ClientError) -> Failure | None:
+    """The per-object failure an error on *one* log group or query stands for (None: not per-object).
+
+    AWS's error codes (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/
+    CommonErrors.html and each action's Errors section): a deleted group answers
+    ``ResourceNotFoundException``, a group outside the caller's policy ``AccessDeniedException``.
+    """
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    if code in GONE_CODES:
+        return Failure.GONE
+    if code in DENIED_CODES:
+        return Failure.DENIED
+    if code in REJECTED_CODES:
+        return Failure.REJECTED
+    return None
 
 
 def translate(exc: Exception) -> Exception:

@@ -32,7 +32,8 @@ from botocore.exceptions import ClientError
 from producers.base import Batch, Rejected
 from producers.cursors import Cursor
 from producers.mapping import ServiceMapper
-from producers.sources.cloudwatch_calls import AwsCaller, from_ms, stable_id, to_ms
+from producers.sources.cloudwatch_calls import AwsCaller, from_ms, object_failure, stable_id, to_ms
+from producers.sources.objects import ObjectGuard, Verdict
 from schemas.models import Entity, Event, EventKind, Severity, Source
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ class LogGroupsStream:
         self.delay_ms, self.lookback_ms = int(delay_s * 1000), int(lookback_s * 1000)
         self.page_size = page_size
         self._groups: list[str] = []
+        self.guard = ObjectGuard(caller.ctx, self.name)
 
     @property
     def name(self) -> str:
@@ -132,7 +134,13 @@ class LogGroupsStream:
                 return sorted(set(names))
 
     async def fetch(self, cursor: Cursor | None) -> Batch:
-        """Read one page of one group; ``more`` while the round has groups or pages left."""
+        """Read one page of one group; ``more`` while the round has groups or pages left.
+
+        A group that cannot be read (:mod:`producers.sources.objects`): deleted since the
+        round began (``ResourceNotFoundException``) leaves the cursor; denied
+        (``AccessDeniedException``) is parked; another 4xx keeps its cursor and is tried
+        again next round, then parked.  The round moves on to the next group either way.
+        """
         state: dict[str, Any] = cursor or {"next": None, "groups": {}}
         if state.get("next") is None or not self._groups:
             self._groups = await self.groups()
@@ -146,8 +154,22 @@ class LogGroupsStream:
             cur = replace(cur, start=cur.ts, end=now - self.delay_ms)
         events: list[Event] = []
         rejected: list[Rejected] = []
-        if cur.end >= cur.start:
-            page, start = await self._page(group, cur)
+        groups = dict(state["groups"])
+        if self.guard.parked(group):
+            pass  # its cursor stays; it is read again once the parking ends
+        elif cur.end >= cur.start:
+            try:
+                page, start = await self._page(group, cur)
+            except ClientError as exc:
+                failure = object_failure(exc)
+                if failure is None:
+                    raise
+                verdict, letter = self.guard.failed(group, failure, f"{exc.operation_name}: {exc}")
+                rejected.extend([letter] if letter else [])
+                if verdict is Verdict.SKIP:
+                    groups.pop(group, None)
+                return self._next(group, None, groups, events, rejected)
+            self.guard.succeeded(group)
             cur = replace(cur, start=start)
             skip = set(cur.ids)
             raws = [r for r in page.get("events", [])
@@ -160,10 +182,17 @@ class LogGroupsStream:
             seen = [(int(r["timestamp"]), str(r["eventId"])) for r in raws
                     if "timestamp" in r and "eventId" in r]
             cur = advance(cur, seen, page.get("nextToken") or None)
+            groups[group] = cur.to_json()
+        else:
+            groups[group] = cur.to_json()
+        return self._next(group, cur.token, groups, events, rejected)
+
+    def _next(self, group: str, token: str | None, groups: dict[str, Any], events: list[Event],
+              rejected: list[Rejected]) -> Batch:
+        """The batch that moves the round on: the same group while it has a page token, else the next."""
         index = self._groups.index(group)
-        following = group if cur.token else next(iter(self._groups[index + 1:]), None)
-        new = {"next": following, "groups": {**state["groups"], group: cur.to_json()}}
-        return Batch(events, rejected, new, more=following is not None)
+        following = group if token else next(iter(self._groups[index + 1:]), None)
+        return Batch(events, rejected, {"next": following, "groups": groups}, more=following is not None)
 
     async def _page(self, group: str, cur: GroupCursor) -> tuple[dict[str, Any], int]:
         """One FilterLogEvents page and the ``startTime`` its ``nextToken`` belongs to."""
