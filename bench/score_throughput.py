@@ -17,22 +17,30 @@ points, 0.25 by default), event time advancing 10 ms per event.  Printed:
   each has a saved state in Redis), then one more event each is published and a
   fresh worker started: time until all are committed (start-up + loading every state
   in batches + processing); and, in process, the time to load and decode every saved
-  state from Redis one after the other.
+  state from Redis one after the other;
+* **full-size restore** (``--states N``, 10000 by default): N saved states of services whose
+  metric series has full windows (2,400 points: every baseline, calibration and threshold
+  window full, every seasonal bucket filled) are written to Redis, then restored the way the
+  score runtime does (``load_many`` in batches of ``--batch`` keys, ``Scorer.load``, and the
+  series' detector decoded): prints bytes per state, the time to fetch and parse, and the
+  time until every detector is decoded and ready.  Target: < 10 s for 10k states.
 
 Needs the broker and Redis of ``seismo kafka start`` / ``seismo redis start`` (or the
 ``SEISMO_KAFKA_BOOTSTRAP`` / ``SEISMO_REDIS_URL`` they point at).  Creates its own
 topics and Redis hash and deletes them at the end.
 
 Usage: python bench/score_throughput.py [--events 500000] [--entities 1000] [--metric-share 0.25]
-       [--restore-entities 10000] [--skip-kafka]
+       [--restore-entities 10000] [--skip-kafka] [--states 10000] [--batch 250] [--only-restore]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
+import resource
 import shutil
 import signal
 import subprocess
@@ -46,6 +54,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from models.series import MetricDetector, ScoredPoint
 from producers.publisher import KafkaPublisher
 from schemas.codec import codec_for
 from schemas.models import Event
@@ -53,7 +62,7 @@ from seismo.settings import Settings
 from seismo.topics import Topics, ensure_topics
 from stream_processors.runtime.state import RedisStateStore
 from stream_processors.score.observation import Observation
-from stream_processors.score.scorer import Scorer
+from stream_processors.score.scorer import Scorer, ServiceScore
 
 T0 = datetime(2024, 6, 3, tzinfo=UTC)
 TEMPLATES = ("GET /api/<*> 200 in <NUM>ms", "cache miss for key <HEX>", "worker <NUM> heartbeat")
@@ -163,9 +172,69 @@ async def restore_from_redis(settings: Settings, entities: int) -> tuple[float, 
             scorer.load(data)
             size += len(str(data))
     took = time.perf_counter() - start
-    await store._redis.delete(f"seismo:{settings.app_id}:state")
+    await store._redis.delete(store.hash_name)
     await store.close()
     return took, size
+
+
+def full_size_state(scorer: Scorer, seed: int, points: int = 2400) -> dict[str, object]:
+    """The saved state of a service whose one metric series has full windows."""
+    state = scorer.new_state("template")
+    detector = state.detector("latency_ms", scorer.cfg.seed)
+    rng = random.Random(seed)
+    for i in range(points):  # 5-minute points: 8.3 days, so every hour-of-week bucket is filled
+        detector.process(T0 + timedelta(minutes=5 * i), 100 + 10 * rng.random() + rng.gauss(0, 5))
+    state.metric_last_us["latency_ms"] = int((T0 + timedelta(minutes=5 * points)).timestamp() * 1e6)
+    return state.to_json()
+
+
+def _next_points(detector: MetricDetector) -> list[ScoredPoint]:
+    rng = random.Random(99)
+    later = T0 + timedelta(days=9)
+    return [detector.process(later + timedelta(minutes=5 * i), 100 + rng.gauss(0, 5)) for i in range(50)]
+
+
+async def full_size_restore(url: str, n: int, batch: int) -> None:
+    scorer = Scorer()
+    templates = [full_size_state(scorer, seed) for seed in range(8)]
+    store = RedisStateStore(url, namespace=f"bench-restore-{uuid.uuid4().hex[:8]}")
+    try:
+        size = 0
+        for start in range(0, n, batch):
+            values = {}
+            for i in range(start, min(start + batch, n)):
+                values[f"score:svc-{i}"] = {**templates[i % len(templates)], "service": f"svc-{i}"}
+                size += len(json.dumps(values[f"score:svc-{i}"], separators=(",", ":")))
+            await store.save_many(values)
+        print(f"full-size restore: {n} states written, {size / n / 1024:.1f} KiB of JSON per state "
+              f"({size / n:,.0f} bytes; {size / 2**20:,.0f} MiB in all)")
+        keys = [f"score:svc-{i}" for i in range(n)]
+        states: dict[str, ServiceScore] = {}
+        fetch = 0.0
+        start, cpu = time.perf_counter(), time.thread_time()
+        for first in range(0, n, batch):
+            t = time.perf_counter()
+            loaded = await store.load_many(keys[first : first + batch])
+            fetch += time.perf_counter() - t
+            for key, data in loaded.items():
+                service = key.removeprefix("score:")
+                state = scorer.load(data, service=service)
+                state.detector("latency_ms", scorer.cfg.seed)  # decoded and ready to score
+                states[service] = state
+        took, cpu = time.perf_counter() - start, time.thread_time() - cpu
+        assert len(states) == n, f"{n - len(states)} states did not restore"
+        fresh = [p.score for p in _next_points(scorer.load(templates[0]).detector("latency_ms", 0))]
+        restored = [p.score for p in _next_points(states["svc-0"].detector("latency_ms", 0))]
+        assert restored == fresh, "a restored state scores differently from the saved one"
+        assert restored != [p.score for p in _next_points(MetricDetector())], "the state was not restored"
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"full-size restore: {n} states fetched (load_many, {batch} a batch) and decoded, every "
+              f"detector ready, in {took:.2f} s ({took / n * 1e3:.2f} ms a state; fetch + JSON parse "
+              f"{fetch:.2f} s; {cpu:.2f} s CPU of this thread); peak RSS {peak:,.0f} MiB; "
+              "target < 10 s for 10k")
+    finally:
+        await store._redis.delete(store.hash_name)
+        await store.close()
 
 
 def kafka(events: list[Event], restore_entities: int) -> None:
@@ -216,7 +285,14 @@ def main() -> None:
     parser.add_argument("--metric-share", type=float, default=0.25,
                         help="share of metric points among the events (0.25); the rest are log lines")
     parser.add_argument("--skip-kafka", action="store_true", help="only the in-process figures")
+    parser.add_argument("--states", type=int, default=10_000,
+                        help="full-size metric states for the full-size restore (10000)")
+    parser.add_argument("--batch", type=int, default=250, help="keys per load_many in the full-size restore")
+    parser.add_argument("--only-restore", action="store_true", help="only the full-size restore")
     args = parser.parse_args()
+    if args.only_restore:
+        asyncio.run(full_size_restore(Settings().redis, args.states, args.batch))
+        return
     events = synthetic(args.events, args.entities, metric_share=args.metric_share)
     print(f"{args.events} events over {args.entities} services, {args.metric_share:.0%} metric points; "
           "targets: >= 20,000 events/s on one worker, "
@@ -224,6 +300,7 @@ def main() -> None:
     in_process(events)
     if not args.skip_kafka:
         kafka(events, args.restore_entities)
+    asyncio.run(full_size_restore(Settings().redis, args.states, args.batch))
 
 
 if __name__ == "__main__":

@@ -108,7 +108,9 @@ class ServiceScore:
         det = self._detectors.get(name)
         if det is None:
             det = self._detectors[name] = MetricDetector(seed)
-            doc = self._blobs.get(name)
+            # the decoded document is not kept: the detector is dirty from here on, so
+            # ``to_json`` writes it afresh (and a restored worker holds each state once)
+            doc = self._blobs.pop(name, None)
             if doc is not None:
                 try:
                     det.from_state(doc)
