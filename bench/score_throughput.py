@@ -200,9 +200,9 @@ async def full_size_restore(url: str, n: int, batch: int) -> None:
     store = RedisStateStore(url, namespace=f"bench-restore-{uuid.uuid4().hex[:8]}")
     try:
         size = 0
-        for start in range(0, n, batch):
+        for chunk in range(0, n, batch):
             values = {}
-            for i in range(start, min(start + batch, n)):
+            for i in range(chunk, min(chunk + batch, n)):
                 values[f"score:svc-{i}"] = {**templates[i % len(templates)], "service": f"svc-{i}"}
                 size += len(json.dumps(values[f"score:svc-{i}"], separators=(",", ":")))
             await store.save_many(values)
