@@ -10,6 +10,12 @@ them, so halves are ``[start, mid]`` and ``[mid + 1, end]`` and the window after
 ``[start, end]`` begins at ``end + 1``.  Cursor: ``{"next_start": seconds}``.
 Event ids derive from ``@log`` and ``@ptr``, so a re-run window repeats ids, not
 events.  The query must return ``@timestamp``, ``@message``, ``@log`` and ``@ptr``.
+
+A query that cannot run (a log group deleted or denied, ``MalformedQueryException``,
+a run that ends ``Failed``/``Timeout``) follows :mod:`producers.sources.objects`: the
+window is held and run again next cycle, up to ``object_attempts`` times; then the
+window is dead-lettered with AWS's error (``object_parked``), the cursor moves past it
+and the query is parked for ``park_s``.
 """
 
 from __future__ import annotations
@@ -20,11 +26,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from botocore.exceptions import ClientError
+
 from producers.base import Batch, Rejected
 from producers.cursors import Cursor
 from producers.mapping import ServiceMapper
-from producers.sources.cloudwatch_calls import AwsCaller, AwsThrottled, from_ms, stable_id
+from producers.sources.cloudwatch_calls import AwsCaller, AwsThrottled, from_ms, object_failure, stable_id
 from producers.sources.cloudwatch_logs import severity_of
+from producers.sources.objects import Failure, ObjectGuard, Verdict
 from schemas.models import Entity, Event, EventKind, Source
 
 if TYPE_CHECKING:
@@ -36,6 +45,10 @@ ROW_CAP = 10_000
 DEFAULT_QUERY = "fields @timestamp, @message, @logStream, @log, @ptr | sort @timestamp asc | limit 10000"
 Row = dict[str, str]
 QueryFn = Callable[[int, int], Awaitable[list[Row]]]
+
+
+class InsightsFailed(AwsThrottled):
+    """A query run ended ``Failed``, ``Cancelled``, ``Timeout`` or ``Unknown``; the window is run again."""
 
 
 async def query_split(run: QueryFn, start: int, end: int, cap: int = ROW_CAP) -> list[Row]:
@@ -81,6 +94,7 @@ class InsightsStream:
         self.query_name, self.log_groups, self.region, self.query = name, log_groups, region, query
         self.delay_s, self.lookback_s = delay_s, lookback_s
         self.max_window_s, self.poll_s = max_window_s, poll_s
+        self.guard = ObjectGuard(caller.ctx, self.name)
 
     @property
     def name(self) -> str:
@@ -99,7 +113,7 @@ class InsightsStream:
                 return [{f["field"]: f["value"] for f in row if "field" in f and "value" in f}
                         for row in result.get("results", [])]
             if status in ("Failed", "Cancelled", "Timeout", "Unknown"):
-                raise AwsThrottled(f"Insights query {query_id} ended {status}; the window is run again")
+                raise InsightsFailed(f"Insights query {query_id} ended {status}; the window is run again")
             await self.caller.ctx.clock.sleep(self.poll_s)
 
     async def fetch(self, cursor: Cursor | None) -> Batch:
@@ -110,9 +124,25 @@ class InsightsStream:
         if ready < start:
             return Batch()
         end = min(ready, start + self.max_window_s - 1)
+        if self.guard.parked(self.query_name):
+            return Batch()
+        try:
+            rows = await query_split(self.run_query, start, end)
+        except (ClientError, InsightsFailed) as exc:
+            failure = object_failure(exc) if isinstance(exc, ClientError) else Failure.REJECTED
+            if failure is None:
+                raise
+            if failure is Failure.GONE:
+                failure = Failure.REJECTED  # skipping a window would lose it silently
+            error = f"window [{start}, {end}]: {exc}"
+            verdict, letter = self.guard.failed(self.query_name, failure, error)
+            if verdict is Verdict.PARK and letter is not None:
+                return Batch((), [letter], {"next_start": end + 1}, more=end < ready)
+            return Batch()
+        self.guard.succeeded(self.query_name)
         events: list[Event] = []
         rejected: list[Rejected] = []
-        for row in await query_split(self.run_query, start, end):
+        for row in rows:
             try:
                 events.append(insights_event(row, self.mapper, self.region))
             except (KeyError, ValueError) as exc:

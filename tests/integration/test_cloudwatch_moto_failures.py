@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -24,6 +25,7 @@ from producers.ratelimit import FakeClock
 from producers.sources.cloudwatch import (
     CloudWatchClients,
     CloudWatchSettings,
+    InsightsQuery,
     build_streams,
     make_clients,
     source_context,
@@ -84,3 +86,28 @@ def test_a_log_group_deleted_between_describe_and_read_is_skipped_and_the_round_
     final = cursors.load(f"cloudwatch/logs:{prefix}")
     assert final is not None and final["next"] is None
     assert set(final["groups"]) == {f"{prefix}a-checkout", f"{prefix}c-payments"}
+
+
+def test_an_insights_query_over_a_missing_log_group_is_retried_then_its_window_is_dead_lettered(
+    clients: CloudWatchClients,
+) -> None:
+    prefix = f"/seismo/{uuid.uuid4().hex[:8]}/"
+    query = InsightsQuery(name="errors", log_groups=(f"{prefix}never-created",))
+    settings = CloudWatchSettings(region=REGION, insights=(query,), alarms=False, delay_s=60)
+    clock, metrics = FakeClock(NOW), RecordingMetrics()
+    ctx = replace(source_context(settings, clock, metrics), object_attempts=2)
+    streams = build_streams(settings, clients, ctx, ServiceMapper())
+    publisher, cursors = RecordingPublisher(), MemoryCursorStore()
+    config = PollerConfig(Source.CLOUDWATCH, "raw", "dlq")
+    poller = Poller(config, streams, publisher, cursors, clock, metrics)
+
+    async def run() -> None:
+        await poller.cycle()
+        assert cursors.load("cloudwatch/insights:errors") is None, "the failed window was skipped"
+        await poller.cycle()
+
+    asyncio.run(run())
+    [letter] = decoded_dead_letters(publisher)
+    assert letter.error_type == "object_parked" and "ResourceNotFoundException" in letter.reason
+    assert metrics.value("seismo_poller_parked_total", stream="insights:errors") == 1
+    assert cursors.load("cloudwatch/insights:errors") is not None
