@@ -92,20 +92,27 @@ def formatter(fmt: LogFormat) -> logging.Formatter:
 def setup_logging(level: str | int = "INFO", fmt: LogFormat = "text", stream: TextIO | None = None) -> None:
     """Route every logger (librdkafka's included) to ``stream`` (stderr) in format ``fmt``.
 
-    Replaces the root logger's handlers, so calling it again switches the format.
-    Raises ValueError for an unknown ``fmt`` or level name.
+    Replaces the root logger's handlers, so calling it again switches the format; ``level``
+    is the handler's, and the root logger's level is only ever lowered to it.  Raises
+    ValueError for an unknown ``fmt`` or level name.
     """
     if fmt not in LOG_FORMATS:
         raise ValueError(f"unknown log format {fmt!r}: use text or json")
+    number = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+    if not isinstance(number, int):
+        raise ValueError(f"unknown log level {level!r}")
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter(fmt))
+    handler.setLevel(number)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level.upper() if isinstance(level, str) else level)
+    # The handler filters; the root only ever opens up, so a caller's own handlers (pytest's
+    # log capture, say) keep seeing what they saw before.
+    root.setLevel(min(root.level or number, number))
     for name in _CHATTY:
-        logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
+        logging.getLogger(name).setLevel(max(number, logging.WARNING))
     logging.captureWarnings(True)
 
 

@@ -86,3 +86,15 @@ def test_a_client_built_with_it_logs_connection_failures_through_python_not_stde
     assert caplog.records, "librdkafka logged nothing within 15 s"
     assert all(r.name == "seismo.kafka" for r in caplog.records)
     assert "%3|" not in capfd.readouterr().err
+
+
+def test_a_quiet_setup_filters_its_own_output_but_never_raises_the_root_level(stream: io.StringIO) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG)
+    setup_logging("WARNING", "text", stream)
+    assert root.level == logging.DEBUG
+    logging.getLogger("x").info("hidden")
+    logging.getLogger("x").warning("shown")
+    assert [line.split(": ", 1)[1] for line in stream.getvalue().splitlines()] == ["shown"]
+    with pytest.raises(ValueError, match="unknown log level 'LOUD'"):
+        setup_logging("LOUD", "text", stream)
