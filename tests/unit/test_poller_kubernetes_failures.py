@@ -14,7 +14,6 @@ import pytest
 
 from producers.config import KubernetesConfig, PollersFile
 from producers.poll import Wiring, open_poller
-from producers.sources import kubernetes_api
 from tests.fakes import decoded_dead_letters, decoded_events, memory_wiring
 from tests.fakes.kubernetes import FakeKubernetes, kubeconfig, make_k8s_event, make_pod
 
@@ -140,7 +139,7 @@ def test_set_based_label_selectors_select_only_the_matching_pods(
 def test_pods_are_listed_in_pages_and_relisted_when_the_continue_token_expires(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(kubernetes_api, "LIST_PAGE", 2)
+    monkeypatch.setattr("producers.sources.kubernetes_api.LIST_PAGE", 2)
     with FakeKubernetes() as fake:
         fake.pods = [make_pod(f"payments-{i}", "shop", PAYMENTS, waiting="CrashLoopBackOff")
                      for i in range(5)]
