@@ -26,11 +26,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import redis.asyncio as aioredis
+from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -40,6 +42,16 @@ if TYPE_CHECKING:
     from seismo.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def _misconfigured(exc: BaseException) -> bool:
+    """An error that waiting cannot cure: a refused password, a certificate that does not verify."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (AuthenticationError, ssl.SSLCertVerificationError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class StateUnavailable(RecoverableError):
@@ -118,7 +130,9 @@ class RedisStateStore:
     least every 0.1 s): once it returns true the call raises
     :class:`StateUnavailable`, as it does after ``give_up_after_s`` seconds of
     failed attempts when that is set (the default waits for Redis forever).
-    One attempt lasts at most ``timeout_s``.
+    One attempt lasts at most ``timeout_s``.  A refused password or a server
+    certificate that does not verify is raised at once (redis-py's
+    ``AuthenticationError``/``ConnectionError``): no wait fixes a configuration.
     """
 
     def __init__(
@@ -167,6 +181,10 @@ class RedisStateStore:
             try:
                 return await call()
             except (RedisConnectionError, RedisTimeoutError) as exc:
+                if _misconfigured(exc):  # a wrong password or CA: raised at once, never retried
+                    log.error("redis %s %s refused: %s (check SEISMO_REDIS_URL, SEISMO_REDIS_PASSWORD, "
+                              "SEISMO_REDIS_CA_FILE)", op, key, exc)
+                    raise
                 waited = time.monotonic() - started
                 limit = self._give_up_after_s
                 if limit is not None and waited + delay > limit:
