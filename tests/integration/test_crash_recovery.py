@@ -1,4 +1,5 @@
-"""A worker SIGKILLed halfway through a large backlog, then restarted, produces the same incidents."""
+"""A worker SIGKILLed halfway through a large backlog, then restarted, produces the same incidents and
+anomalies as an uninterrupted run."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from producers.ingest import ingest_file
 from producers.publisher import KafkaPublisher
 from schemas.codec import codec_for
-from schemas.models import Incident
+from schemas.models import Anomaly, Incident
 from tests.kafka_utils import Env, consumed, kill_tree, read_topic, stop, wait_for, wait_worker_done
 
 pytestmark = pytest.mark.kafka
@@ -30,6 +31,14 @@ def write_backlog(path: Path, n: int, seed: int = 11) -> None:
             svc = rng.choice(SERVICES)
             ts = T0 + timedelta(seconds=i * 2)
             burst = (i // 600) % 3 == 1 and rng.random() < 0.2
+            if i % 10 == 0:  # a latency series per service, with a spike now and then
+                value = 900.0 if (i // 10) % 700 == 350 else 100 + rng.gauss(0, 3)
+                fh.write(json.dumps({
+                    "id": f"m-{i}", "source": "grafana", "kind": "metric", "timestamp": ts.isoformat(),
+                    "service": svc, "severity": "info", "message": "latency_ms",
+                    "metric": {"name": "latency_ms", "value": value},
+                }) + "\n")
+                continue
             fh.write(
                 json.dumps(
                     {
@@ -47,10 +56,15 @@ def write_backlog(path: Path, n: int, seed: int = 11) -> None:
 
 
 def materialize(env: Env) -> dict[str, dict[str, Any]]:
+    """The latest state of every incident, and every distinct anomaly (under ``anomaly:ID``)."""
     latest: dict[str, dict[str, Any]] = {}
     for key, value in read_topic(env.topic("incidents")):
         assert key is not None and value is not None
         latest[key.decode()] = Incident.from_avro(codec_for("incident").decode(value)).model_dump(mode="json")
+    for _, value in read_topic(env.topic("anomalies")):
+        assert value is not None
+        anomaly = Anomaly.from_avro(codec_for("anomaly").decode(value))
+        latest[f"anomaly:{anomaly.id}"] = anomaly.model_dump(mode="json")
     return latest
 
 
@@ -77,7 +91,7 @@ def run_to_end(env: Env, total: int, kill_midway: bool) -> dict[str, dict[str, A
         stop(worker)
 
 
-def test_a_worker_killed_halfway_and_restarted_yields_the_same_incidents(
+def test_a_worker_killed_halfway_and_restarted_yields_the_same_incidents_and_anomalies(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     total = 60_000
@@ -85,7 +99,10 @@ def test_a_worker_killed_halfway_and_restarted_yields_the_same_incidents(
     write_backlog(path, total)
     results = []
     for kill in (False, True):
-        env = Env(state_dir=tmp_path / f"state-{kill}")
+        env = Env(state_dir=tmp_path / f"state-{kill}", extra={
+            "SEISMO_EMBEDDER": "hash", "SEISMO_WORKER_CHECKPOINT_S": "0.5",
+            "SEISMO_WORKER_BATCH_SIZE": "200",
+        })
         from seismo.topics import Topics, ensure_topics
 
         ensure_topics(env.settings)
@@ -94,7 +111,8 @@ def test_a_worker_killed_halfway_and_restarted_yields_the_same_incidents(
         assert summary.published == total
         results.append(run_to_end(env, total, kill_midway=kill))
     clean, crashed = results
-    assert len(clean) > 10
+    assert sum(not k.startswith("anomaly:") for k in clean) > 10
+    assert sum(k.startswith("anomaly:") for k in clean) > 3
     assert crashed.keys() == clean.keys()
     for iid, inc in clean.items():
         assert crashed[iid] == inc, iid
