@@ -66,7 +66,8 @@ def _live(settings: Settings, gs: GatewaySettings) -> LiveRegistrar | None:
     cache = None if settings.state_backend == "memory" else RedisLiveCache(settings.redis)
 
     def register(server: MCPServer) -> set[str]:
-        return register_live_tools(server, config, cache=cache, namespace=settings.app_id)
+        # keys seismo:{namespace}:live:..., beside the deployment's other Redis keys
+        return register_live_tools(server, config, cache=cache, namespace=settings.redis_prefix)
 
     return register
 
