@@ -78,6 +78,7 @@ def run_demo(base: Settings, console: Console, port: int | None, exit_after: flo
     settings = base.model_copy(update={
         "topic_prefix": base.topic_prefix or f"demo-{run}.",
         "app_id": f"seismo-demo-{run}" if base.app_id == "seismo" else base.app_id,
+        "namespace": f"seismo-demo-{run}" if base.namespace == "seismo" else base.namespace,
     })
     started: list[LocalKafka | LocalRedis] = []
     succeeded = False
@@ -102,7 +103,8 @@ def run_demo(base: Settings, console: Console, port: int | None, exit_after: flo
                 state_backend = "memory"
         ensure_topics(settings)
         env = {**os.environ, "SEISMO_TOPIC_PREFIX": settings.topic_prefix,
-               "SEISMO_APP_ID": settings.app_id, "SEISMO_KAFKA_BOOTSTRAP": settings.bootstrap,
+               "SEISMO_APP_ID": settings.app_id, "SEISMO_NAMESPACE": settings.namespace,
+               "SEISMO_KAFKA_BOOTSTRAP": settings.bootstrap,
                "SEISMO_STATE_BACKEND": state_backend}
         logs = settings.state_dir / "demo" / run
         port = port or settings.gateway_port
