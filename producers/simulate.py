@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -102,11 +102,19 @@ def _faults(
     return faults
 
 
-def _unique(events: Sequence[tuple[dict[str, Any], str | None]]) -> list[tuple[Event, str | None]]:
+Progress = Callable[[str, int, int], None]
+"""``(stage, done, total)``: what :func:`simulate` is doing; ``total`` 0 means unknown."""
+PROGRESS_EVERY = 5000
+
+
+def _unique(events: Sequence[tuple[dict[str, Any], str | None]],
+            progress: Progress | None = None) -> list[tuple[Event, str | None]]:
     """Validate every draft; an exact duplicate of an earlier draft gets an ``occurrence`` attribute."""
     out: list[tuple[Event, str | None]] = []
     seen: set[str] = set()
-    for payload, owner in events:
+    for done, (payload, owner) in enumerate(events):
+        if progress is not None and done % PROGRESS_EVERY == 0:
+            progress("validating events", done, len(events))
         event = parse_event(payload)
         n = 1
         while event.id in seen:
@@ -119,11 +127,13 @@ def _unique(events: Sequence[tuple[dict[str, Any], str | None]]) -> list[tuple[E
 
 def simulate(
     services: int, incidents: int, seed: int, start: datetime = DEFAULT_START,
-    duration: timedelta = DEFAULT_DURATION,
+    duration: timedelta = DEFAULT_DURATION, progress: Progress | None = None,
 ) -> tuple[list[Event], GroundTruth]:
     """Generate ``duration`` of traffic for ``services`` services with ``incidents`` injected faults.
 
-    Returns the events ordered by (timestamp, id) and the ground truth.  Raises
+    Returns the events ordered by (timestamp, id) and the ground truth.  ``progress``, when
+    given, hears each stage and, while events are validated, how many are done (it does not
+    change the result).  Raises
     ``ValueError`` for fewer than one service, a negative incident count, a naive
     ``start`` or a duration under 40 minutes.
     """
@@ -146,8 +156,10 @@ def simulate(
         effects.extend(injection.effects)
         affected[fault.incident_id] = injection.affected
     minutes = int(duration.total_seconds() // 60)
+    if progress is not None:
+        progress("generating background traffic", 0, 0)
     drafts.extend(background(world, random.Random(f"{seed}/background"), start, minutes, effects))
-    validated = sorted(_unique(drafts), key=lambda pair: (pair[0].timestamp, pair[0].id))
+    validated = sorted(_unique(drafts, progress), key=lambda pair: (pair[0].timestamp, pair[0].id))
     truth = []
     for fault in faults:
         mine = [e for e, owner in validated if owner == fault.incident_id]

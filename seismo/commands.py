@@ -57,12 +57,18 @@ def run_simulate(services: int, incidents: int, seed: int, out: Path, truth: Pat
     minimum = int(MIN_DURATION.total_seconds() // 60)
     if duration_minutes < minimum:
         raise CommandError(f"--duration-minutes must be at least {minimum}, not {duration_minutes}")
-    try:
-        with err.status(f"simulating {services} services for {duration_minutes} min…"):
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task(f"simulating {services} services", total=None)
+
+        def step(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total or None)
+
+        try:
             events, ground = simulate(services, incidents, seed, start=DEFAULT_START,
-                                      duration=timedelta(minutes=duration_minutes))
-    except ValueError as exc:
-        raise CommandError(f"cannot simulate: {exc}") from None
+                                      duration=timedelta(minutes=duration_minutes), progress=step)
+        except ValueError as exc:
+            raise CommandError(f"cannot simulate: {exc}") from None
     try:
         write_simulation(events, ground, out, truth)
     except OSError as exc:

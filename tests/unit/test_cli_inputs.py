@@ -162,3 +162,18 @@ def test_incidents_csv_and_json_are_machine_readable() -> None:
     assert rows[0]["opened_at"] == "2024-05-01T12:01:00+00:00"
     assert "\r" not in incidents_csv(items)
     assert json.loads(incidents_json(items))[0]["id"] == "inc-0000000000000001"
+
+
+def test_simulate_reports_its_stages_without_changing_the_events() -> None:
+    from datetime import timedelta
+
+    from producers.simulate import DEFAULT_START, simulate
+
+    heard: list[tuple[str, int, int]] = []
+    quiet, _ = simulate(3, 1, 5, DEFAULT_START, timedelta(minutes=40))
+    loud, _ = simulate(3, 1, 5, DEFAULT_START, timedelta(minutes=40),
+                       progress=lambda stage, done, total: heard.append((stage, done, total)))
+    assert [e.id for e in loud] == [e.id for e in quiet]
+    assert heard[0] == ("generating background traffic", 0, 0)
+    assert heard[1][0] == "validating events"
+    assert heard[1][2] >= len(quiet)
