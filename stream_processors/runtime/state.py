@@ -47,7 +47,9 @@ log = logging.getLogger(__name__)
 def _misconfigured(exc: BaseException) -> bool:
     """An error that waiting cannot cure: a refused password, a certificate that does not verify."""
     seen: BaseException | None = exc
-    while seen is not None:
+    for _ in range(10):  # the chain of causes, bounded
+        if seen is None:
+            break
         if isinstance(seen, (AuthenticationError, ssl.SSLCertVerificationError)):
             return True
         seen = seen.__cause__ or seen.__context__
