@@ -79,6 +79,10 @@ def failure_for_status(status: int) -> Failure:
     return Failure.REJECTED
 
 
+MAX_RECORDS = 10_000
+"""Objects tracked per stream; past it the oldest record is forgotten (pods come and go)."""
+
+
 @dataclass
 class _Record:
     strikes: int = 0
@@ -123,7 +127,9 @@ class ObjectGuard:
             self._records.pop(obj, None)
             log.info("%s: %s is gone, skipped: %s", where, obj, error)
             return Verdict.SKIP, None
-        record = self._records.setdefault(obj, _Record())
+        record = self._records[obj] = self._records.pop(obj, None) or _Record()  # newest last
+        while len(self._records) > MAX_RECORDS:
+            del self._records[next(iter(self._records))]
         record.strikes += 1
         if failure is Failure.REJECTED and record.strikes < self.ctx.object_attempts:
             log.warning("%s: %s not readable (attempt %d of %d), retried next cycle: %s",
