@@ -221,7 +221,7 @@ def kill_tree(proc: subprocess.Popen[Any]) -> None:
 
 
 def wait_worker_done(env: Env, worker: subprocess.Popen[Any], total: int, timeout: float,
-                     log_name: str = "worker") -> None:
+                     log_name: str = "worker", dead_lettered: int = 0) -> None:
     """Wait until the worker's normalize group committed ``total`` events on the raw topic, and its
     correlate and score groups every event on the enriched topic (at least ``total``: a replay after
     a crash re-sends some, as at-least-once delivery may).
@@ -238,7 +238,7 @@ def wait_worker_done(env: Env, worker: subprocess.Popen[Any], total: int, timeou
     def finished() -> bool:
         assert worker.poll() is None, f"the worker exited:\n{env.log_tail(log_name)}"
         (raw, raw_end), *enriched = progress()
-        return raw == raw_end == total and all(done == end >= total for done, end in enriched)
+        return raw == raw_end == total and all(done == end >= total - dead_lettered for done, end in enriched)
 
     try:
         wait_for(finished, timeout, f"the worker to consume all {total} events", interval=0.5)

@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from producers.publisher import KafkaPublisher
+from seismo.logs import fields, kafka_logging
 from seismo.settings import Settings
 from seismo.topics import Topics
 from stream_processors.exceptions import InvalidEvent
@@ -78,14 +79,12 @@ class StepRuntime:
             "session.timeout.ms": int(settings.worker_session_timeout_s * 1000),
             "fetch.wait.max.ms": 100,
             "log_level": 3,
-            "logger": logging.getLogger("librdkafka"),
         }
         if settings.worker_instance_id:  # static membership: one id per consumer of the group
             conf["group.instance.id"] = f"{settings.worker_instance_id}-{step.name}-{instance}"
-        self._consumer = Consumer(conf)
+        self._consumer = Consumer(kafka_logging(conf))
         self._publisher = KafkaPublisher(
-            settings.bootstrap, client_id=f"{self.group_id}-{instance}",
-            logger=logging.getLogger("librdkafka"),
+            settings.bootstrap, client_id=f"{self.group_id}-{instance}", **kafka_logging()
         )
         self._loop = asyncio.new_event_loop()
         self._offsets: dict[tuple[str, int], int] = {}
@@ -136,7 +135,7 @@ class StepRuntime:
             if err is not None:
                 if err.fatal():
                     raise KafkaException(err)
-                log.warning("consume error: %s", err.str(), extra={"step": self._label})
+                log.warning("consume error: %s", err.str(), extra=fields(step=self._label))
                 continue
             records.append(Record(
                 str(message.topic()), int(message.partition() or 0), int(message.offset() or 0),
@@ -153,8 +152,7 @@ class StepRuntime:
             except Exception as exc:  # a bug must not stall the partition: park the message
                 log.exception(
                     "%s failed on %s[%s]@%s", self._label, record.topic, record.partition, record.offset,
-                    extra={"step": self._label, "topic": record.topic, "partition": record.partition,
-                           "offset": record.offset},
+                    extra=self._where(record),
                 )
                 self._dead_letter(record, InvalidEvent(repr(exc), "internal_error"), out)
             self._offsets[(record.topic, record.partition)] = record.offset + 1
@@ -185,11 +183,13 @@ class StepRuntime:
         log.warning(
             "%s: dead-lettered %s[%s]@%s: %s", self._label, record.topic, record.partition,
             record.offset, error.reason,
-            extra={"step": self._label, "topic": record.topic, "partition": record.partition,
-                   "offset": record.offset},
+            extra=self._where(record),
         )
         out.emit(self.topics.dlq, record.key, dead_letter(record, error, self._label))
         self._metrics.dead_letters.labels(self._label, error.error_type).inc()
+
+    def _where(self, record: Record) -> dict[str, Any]:
+        return fields(step=self._label, topic=record.topic, partition=record.partition, offset=record.offset)
 
     # -- checkpoint ---------------------------------------------------------------------------
     def checkpoint(self) -> None:

@@ -1,0 +1,90 @@
+"""Every worker role is observable: one /metrics over all step processes, and JSON logs that say
+where an error happened."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from producers.publisher import KafkaPublisher
+from schemas.codec import codec_for
+from schemas.models import Event
+from seismo.topics import ensure_topics
+from tests.kafka_utils import Env, bootstrap, free_port, stop, wait_for, wait_worker_done
+
+pytestmark = pytest.mark.kafka
+
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of the series ``name{labels}`` in a Prometheus exposition (0 when absent)."""
+    total = 0.0
+    for line in text.splitlines():
+        match = re.match(rf"^{name}\{{(.*)\}} (\S+)$", line)
+        if match:
+            found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+            if all(found.get(k) == v for k, v in labels.items()):
+                total += float(match.group(2))
+    return total
+
+
+def test_the_worker_serves_every_steps_metrics_on_one_port_and_logs_errors_as_json_with_their_place(
+    seismo_env: Env,
+) -> None:
+    env = seismo_env
+    env.extra.update({"SEISMO_LOG_FORMAT": "json", "SEISMO_EMBEDDER": "hash", "SEISMO_LOG_LEVEL": "INFO"})
+    ensure_topics(env.settings)
+    events = [
+        Event(id=f"e-{i}", source="kubernetes", kind="log", timestamp=T0 + timedelta(seconds=i),
+              service=f"svc-{i % 3}", severity="error" if i % 10 == 0 else "info",
+              message=f"request {i} took {i % 50} ms")
+        for i in range(300)
+    ]
+    pub, codec = KafkaPublisher(bootstrap()), codec_for("event")
+    for e in events:
+        pub.publish(env.topic("events.raw"), e.service.encode(), codec.encode(e.to_avro()))
+    pub.publish(env.topic("events.raw"), b"svc-0", b"\x00not avro")
+    pub.flush()
+
+    port = free_port()
+    worker = env.spawn("worker", "--metrics-port", str(port), log_name="worker")
+    try:
+        wait_worker_done(env, worker, len(events) + 1, 120, dead_lettered=1)
+
+        def scraped() -> str:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except httpx.HTTPError:
+                return ""
+
+        def counted() -> bool:
+            return sample(scraped(), "seismo_step_events_in_total", step="normalize") == len(events) + 1
+
+        wait_for(counted, 30, "the normalize step's input count on /metrics")
+        text = scraped()
+        assert sample(text, "seismo_step_events_in_total", step="correlate") == len(events)
+        assert sample(text, "seismo_step_events_in_total", step="score") == len(events)
+        assert sample(text, "seismo_step_dead_letters_total", step="normalize", error_type="undecodable") == 1
+        assert sample(text, "seismo_step_events_out_total", step="normalize",
+                      topic=env.topic("events.enriched")) == len(events)
+        incidents = env.topic("incidents")
+        assert sample(text, "seismo_step_events_out_total", step="correlate", topic=incidents) > 0
+        assert sample(text, "seismo_step_checkpoint_seconds_count", step="score") > 0
+        assert sample(text, "seismo_state_store_seconds_count", step="correlate", op="save_many") > 0
+        assert "seismo_step_consumer_lag{" in text and "seismo_step_event_time_lag_seconds{" in text
+
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+    finally:
+        stop(worker)
+    lines = [json.loads(x) for x in env.log_tail("worker", 2000).splitlines() if x.startswith("{")]
+    (letter,) = [x for x in lines if "dead-lettered" in x["message"]]
+    assert letter["step"] == "normalize" and letter["topic"] == env.topic("events.raw")
+    assert isinstance(letter["partition"], int) and isinstance(letter["offset"], int)
+    assert letter["level"] == "WARNING" and letter["ts"].endswith("Z")
