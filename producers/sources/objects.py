@@ -127,7 +127,7 @@ class ObjectGuard:
             self._records.pop(obj, None)
             log.info("%s: %s is gone, skipped: %s", where, obj, error)
             return Verdict.SKIP, None
-        record = self._records[obj] = self._records.pop(obj, None) or _Record()  # newest last
+        record = self._records[obj] = self._records.pop(obj, _Record())  # the newest goes last
         while len(self._records) > MAX_RECORDS:
             del self._records[next(iter(self._records))]
         record.strikes += 1
