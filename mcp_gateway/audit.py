@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from mcp_gateway.metrics import observe_record
+
 
 def args_hash(arguments: Any) -> str:
     """SHA-256 of the arguments' canonical JSON (sorted keys, no spaces)."""
@@ -45,6 +47,7 @@ class AuditLog:
 
     def write(self, record: AuditRecord) -> None:
         rec = AuditRecord(**{**asdict(record), "ts": datetime.now(UTC).isoformat()})
+        observe_record(rec)
         line = json.dumps(asdict(rec), separators=(",", ":"))
         with self._lock:
             if self.path is None:

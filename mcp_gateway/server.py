@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from mcp_gateway.audit import AuditLog
 from mcp_gateway.context import GatewayContext as GatewayContext
 from mcp_gateway.guard import Guard, RateLimiter
+from mcp_gateway.metrics import gateway_metrics
 from mcp_gateway.push import ChangeNotifier
 from mcp_gateway.resources import register_prompts, register_resources
 from mcp_gateway.shape import compact_tools
@@ -91,5 +92,10 @@ def build_server(
             },
             status_code=200 if ready else 503,
         )
+
+    @server.custom_route("/metrics", methods=["GET"])  # type: ignore[untyped-decorator]
+    async def metrics(request: Request) -> Response:
+        body, content_type = gateway_metrics().render(len(ctx.store), ctx.healthy())
+        return Response(body, media_type=content_type)
 
     return server

@@ -312,3 +312,28 @@ def test_an_admin_records_feedback_on_the_compacted_topic_and_get_incident_shows
     fb = Feedback.from_avro(codec_for("feedback").decode(records[-1][1] or b""))
     admin = gw.keys.verify(gw.tokens[Role.ADMIN])
     assert admin is not None and fb.remediation == "rollback" and fb.recorded_by == admin.id
+
+
+def _calls(gw: Gateway, tool: str, outcome: str) -> float:
+    text = httpx.get(gw.url.removesuffix("/mcp") + "/metrics", timeout=10).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("seismo_gateway_calls_total{") and f'tool="{tool}"' in line \
+                and f'outcome="{outcome}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_metrics_count_every_call_by_tool_and_outcome_without_a_key(gw: Gateway) -> None:
+    ok_before = _calls(gw, "list_incidents", "ok")
+    denied_before = _calls(gw, "k8s_list_pods", "Forbidden")
+
+    async def scenario() -> None:
+        async with gateway_client(gw.url, gw.tokens[Role.VIEWER]) as client:
+            for _ in range(2):
+                assert not (await client.call_tool("list_incidents", {})).is_error
+            assert (await client.call_tool("k8s_list_pods", {})).is_error
+
+    anyio.run(scenario)
+    assert _calls(gw, "list_incidents", "ok") == ok_before + 2
+    assert _calls(gw, "k8s_list_pods", "Forbidden") == denied_before + 1
