@@ -19,6 +19,7 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 """A TCP port: a whole number from 1 to 65535."""
 
 _TOPIC_CHARS = re.compile(r"[A-Za-z0-9._-]*")
+_NOT_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
@@ -51,7 +52,8 @@ class Settings(BaseSettings):
         default="seismo",
         description="Names this deployment: consumer groups, Redis keys and cache keys derive from it "
         "(and topics, when it is set), so deployments sharing a broker and a Redis never meet. "
-        "Unset: SEISMO_APP_ID, else SEISMO_TOPIC_PREFIX without its dot, else seismo.",
+        "Unset: SEISMO_APP_ID, else SEISMO_TOPIC_PREFIX without its dot (other characters than "
+        "letters, digits, '.', '_', '-' made '-'), else seismo.",
     )
     topic_prefix: str = Field(
         default="",
@@ -162,9 +164,10 @@ class Settings(BaseSettings):
         if "namespace" in given:
             namespace = str(given["namespace"])
             out.setdefault("topic_prefix", "" if namespace == "seismo" else f"{namespace}.")
-        else:
+        else:  # derived names are made valid ones: characters Kafka refuses become '-'
             prefix = str(given.get("topic_prefix") or "").rstrip(".")
-            namespace = str(given.get("app_id") or prefix or "seismo")
+            derived = _NOT_NAME.sub("-", str(given.get("app_id") or prefix))[:100].strip("-")
+            namespace = derived or "seismo"
             out["namespace"] = namespace
         out.setdefault("app_id", namespace)
         return out

@@ -45,6 +45,19 @@ def test_a_namespace_with_characters_kafka_refuses_is_an_error() -> None:
         Settings(namespace="a/b")
 
 
+def test_a_namespace_derived_from_an_app_id_kafka_would_refuse_is_made_valid() -> None:
+    settings = Settings(app_id="team a/payments")
+    assert (settings.namespace, settings.app_id, settings.state_key) == (
+        "team-a-payments", "team a/payments", "seismo:team-a-payments:state"
+    )
+
+
+def test_a_bad_topic_prefix_is_reported_as_itself_not_as_a_namespace() -> None:
+    with pytest.raises(ValueError, match="topic_prefix") as caught:
+        Settings(topic_prefix="bad prefix/")
+    assert "namespace" not in str(caught.value)
+
+
 def test_the_redis_password_and_ca_file_go_into_the_url_and_never_into_its_display() -> None:
     settings = Settings(
         redis_url="rediss://redis:6380/0", redis_password=SecretStr("s3cr:t@"), redis_ca_file=Path("ca/x.pem")
