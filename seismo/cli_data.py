@@ -103,9 +103,7 @@ def incidents(
     else:
         incidents_table(items, console, wide=wide)
     if not items and store.query(limit=1).total == 0:
-        from stream_processors.runtime.loop import group_id
-
-        waiting = unprocessed_events(s, topics.raw, group_id(s, "normalize"))
+        waiting = unprocessed_events(s, topics.raw, s.group_id("normalize"))
         if waiting:
             err.print(f"{plural(waiting, 'event')} on {topics.raw} are not processed yet: incidents "
                       "come from `seismo worker`; start one (with the same SEISMO_* settings)",

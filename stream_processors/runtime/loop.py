@@ -24,7 +24,7 @@ the last checkpoint; the steps are deterministic per key and ignore event ids th
 remember, so a replay produces the same outputs (at-least-once, with idempotent
 effects).  On revocation the runtime checkpoints, then the step forgets its states:
 the next owner loads them from the store.  Each step is one consumer group
-(``{app_id}-{step}``), so N processes on N partitions share its work.
+(``Settings.group_id(step)``: ``{app_id}-{step}``), so N processes on N partitions share its work.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
+from producers.exceptions import PublishError
 from producers.publisher import KafkaPublisher
 from seismo.logs import fields, kafka_logging
 from seismo.settings import Settings
@@ -45,16 +46,11 @@ from seismo.topics import Topics
 from stream_processors.exceptions import InvalidEvent
 from stream_processors.runtime.deadletter import dead_letter
 from stream_processors.runtime.metrics import series
-from stream_processors.runtime.state import StateStore
+from stream_processors.runtime.state import StateStore, StateUnavailable
 from stream_processors.runtime.step import Output, Record, Step
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def group_id(settings: Settings, step: str) -> str:
-    """The consumer group of ``step`` in this deployment."""
-    return f"{settings.app_id}-{step}"
 
 
 class StepRuntime:
@@ -69,7 +65,7 @@ class StepRuntime:
         self.topics = Topics.from_settings(settings)
         self.batch_size = batch_size or settings.worker_batch_size
         self.checkpoint_s = checkpoint_s or settings.worker_checkpoint_s
-        self.group_id = group_id(settings, step.name)
+        self.group_id = settings.group_id(step.name)
         conf: dict[str, Any] = {
             "bootstrap.servers": settings.bootstrap,
             "group.id": self.group_id,
@@ -92,6 +88,7 @@ class StepRuntime:
         self._metrics = series()
         self._label = step.name
         self._newest_event_us = 0
+        self.stop_flush_s = 10.0
         step.attach(lambda key: self._store_call("load", lambda: self.store.load(key)))
 
     # -- control -----------------------------------------------------------------------------
@@ -105,7 +102,13 @@ class StepRuntime:
 
     def run(self) -> None:
         """Consume until :meth:`stop`; checkpoint on the way out.  Raises PublishError when the
-        broker refuses output (nothing after the last checkpoint is committed)."""
+        broker refuses output (nothing after the last checkpoint is committed).
+
+        Stopping never waits on a dead dependency for long: a final checkpoint that cannot
+        reach the broker (``stop_flush_s``) or the state store (which gives up once told to
+        stop) is abandoned with a warning; the next owner of the partitions replays from the
+        last commit, which the steps make harmless.
+        """
         self._consumer.subscribe(self.step.inputs, on_revoke=self._revoked, on_lost=self._lost)
         last = time.monotonic()
         try:
@@ -119,11 +122,26 @@ class StepRuntime:
                 if self._offsets and (caught_up or time.monotonic() - last >= self.checkpoint_s):
                     self.checkpoint()
                     last = time.monotonic()
-            self.checkpoint()
+            self._final_checkpoint()
+        except StateUnavailable as exc:
+            if not self._stop.is_set():
+                raise
+            log.warning("%s: stopped without saving state (%s); the partitions replay from the last "
+                        "commit", self._label, exc, extra=fields(step=self._label))
         finally:
             self._consumer.close()
             self._loop.run_until_complete(self._close_store())
             self._loop.close()
+
+    def _final_checkpoint(self) -> None:
+        try:
+            self.checkpoint(flush_s=self.stop_flush_s)
+        except PublishError as exc:
+            log.warning("%s: stopped without a last checkpoint (%s); the partitions replay from the "
+                        "last commit", self._label, exc, extra=fields(step=self._label))
+        except KafkaException as exc:
+            log.warning("%s: could not commit on the way out (%s); the partitions replay from the "
+                        "last commit", self._label, exc, extra=fields(step=self._label))
 
     # -- one batch ---------------------------------------------------------------------------
     def process(self, messages: list[Message]) -> None:
@@ -192,12 +210,14 @@ class StepRuntime:
         return fields(step=self._label, topic=record.topic, partition=record.partition, offset=record.offset)
 
     # -- checkpoint ---------------------------------------------------------------------------
-    def checkpoint(self) -> None:
-        """Outputs acknowledged → changed states saved → offsets committed.  Blocks."""
+    def checkpoint(self, flush_s: float = 30.0) -> None:
+        """Outputs acknowledged → changed states saved → offsets committed.  Blocks; raises
+        PublishError when outputs are not acknowledged within ``flush_s`` (nothing saved or
+        committed then)."""
         if not self._offsets:
             return
         started = time.perf_counter()
-        self._publisher.flush()
+        self._publisher.flush(flush_s)
         dirty = self.step.dirty_states()
         if dirty:
             self._store_call("save_many", lambda: self.store.save_many(dirty))

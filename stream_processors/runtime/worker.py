@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from typing import Literal
 
 from seismo.settings import Settings
@@ -46,12 +47,15 @@ GRACE_S = 30.0
 _PR_SET_PDEATHSIG = 1
 
 
-def state_store(settings: Settings) -> StateStore:
-    """The configured state backend of the steps (Redis unless ``state_backend`` is memory)."""
+def state_store(settings: Settings, stopping: Callable[[], bool] | None = None) -> StateStore:
+    """The configured state backend of the steps (Redis unless ``state_backend`` is memory).
+
+    ``stopping`` lets a Redis call that waits for an unreachable server give up when the
+    process is asked to stop."""
     if settings.state_backend == "memory":
         log.warning("step state is in memory: a restarted worker starts from scratch")
         return MemoryStateStore()
-    return RedisStateStore(settings.redis, namespace=settings.app_id)
+    return RedisStateStore.from_settings(settings, stopping=stopping)
 
 
 def build_step(settings: Settings, name: str) -> Step:
@@ -75,9 +79,16 @@ def run_step(settings: Settings, name: str, index: int = 0) -> None:
     """Run one consumer of step ``name`` here until SIGINT/SIGTERM, then checkpoint and return."""
     from stream_processors.runtime.loop import StepRuntime
 
-    runtime = StepRuntime(settings, build_step(settings, name), state_store(settings), instance=index)
+    stop = threading.Event()
+    runtime = StepRuntime(settings, build_step(settings, name), state_store(settings, stop.is_set),
+                          instance=index)
+
+    def on_signal(*_: object) -> None:
+        stop.set()
+        runtime.stop()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: runtime.stop())
+        signal.signal(sig, on_signal)
     log.info("%s runtime consuming as group %s", name, runtime.group_id)
     runtime.run()
 

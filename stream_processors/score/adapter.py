@@ -69,7 +69,9 @@ class ScoreAdapter:
             self._restore(key[_PREFIX:], saved.get(key))
 
     def _restore(self, service: str, saved: dict[str, Any] | None) -> ServiceScore:
-        state = self._states[service] = self.scorer.load(saved) if saved else self.scorer.new_state(service)
+        state = self._states[service] = (
+            self.scorer.load(saved, service=service) if saved else self.scorer.new_state(service)
+        )
         return state
 
     def handle(self, record: Record, out: Output) -> None:

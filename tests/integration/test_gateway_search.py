@@ -44,7 +44,7 @@ def env(seismo_env: Env) -> Iterator[Env]:
                              "SEISMO_GATEWAY_KEYS_FILE": str(seismo_env.state_dir / "keys.json")})
     yield seismo_env
     # the gateway cached the vectors of this run's (unique) template ids: remove them
-    delete_redis_keys(url, f"seismo:embed:*:T{seismo_env.run}*")
+    delete_redis_keys(url, f"seismo:{seismo_env.settings.namespace}:*")
 
 
 def publish(env: Env) -> tuple[int, dict[str, str]]:

@@ -88,3 +88,24 @@ def test_the_worker_serves_every_steps_metrics_on_one_port_and_logs_errors_as_js
     assert letter["step"] == "normalize" and letter["topic"] == env.topic("events.raw")
     assert isinstance(letter["partition"], int) and isinstance(letter["offset"], int)
     assert letter["level"] == "WARNING" and letter["ts"].endswith("Z")
+
+
+def test_a_worker_whose_redis_is_down_stops_on_sigterm_within_its_grace_period(seismo_env: Env) -> None:
+    env = seismo_env
+    env.extra.update({"SEISMO_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "SEISMO_EMBEDDER": "hash"})
+    ensure_topics(env.settings)
+    pub, codec = KafkaPublisher(bootstrap()), codec_for("event")
+    for i in range(50):
+        e = Event(id=f"e-{i}", source="kubernetes", kind="log", timestamp=T0 + timedelta(seconds=i),
+                  service="svc", severity="info", message=f"request {i} done")
+        pub.publish(env.topic("events.raw"), b"svc", codec.encode(e.to_avro()))
+    pub.flush()
+    worker = env.spawn("worker", log_name="worker")
+    try:
+        wait_for(lambda: "retrying" in env.log_tail("worker", 200), 60, "the worker to wait for Redis")
+        assert worker.poll() is None
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(25) == 0, env.log_tail("worker")
+    finally:
+        stop(worker)
+    assert "stopped without saving state" in env.log_tail("worker", 400)
