@@ -111,8 +111,10 @@ class AvroCodec:
 
     def decode(self, data: bytes) -> dict[str, Any]:
         data = _checked(data)
-        writer = self.store.lookup(data[2:HEADER_LEN])
-        return self._read(data, writer, self.schema)
+        fp = data[2:HEADER_LEN]
+        if fp == self.fingerprint:  # written with this very schema: nothing to resolve
+            return self._read(data, self.schema, None)
+        return self._read(data, self.store.lookup(fp), self.schema)
 
     def decode_plain(self, data: bytes) -> dict[str, Any]:
         """Decode with the writer's own schema, logical types left as their Avro types.

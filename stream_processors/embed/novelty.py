@@ -54,6 +54,11 @@ class NoveltyIndex:
         known = self._services.get(service)
         return tuple(known.ids) if known else ()
 
+    def size(self, service: str) -> int:
+        """How many templates are known for ``service`` (grows by :meth:`add` only)."""
+        known = self._services.get(service)
+        return len(known.ids) if known else 0
+
     def add(self, service: str, template_id: str, vector: Vectors) -> bool:
         """Remember ``template_id``'s vector for ``service``; False when already known."""
         known = self._services.get(service)

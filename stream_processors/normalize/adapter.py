@@ -92,9 +92,12 @@ class NormalizeAdapter:
                 novelty = None
         topic, encode = self.topics.enriched, self._encode
         for event in batch:
+            record = event.to_avro()
             if novelty is not None:
-                event = novelty.score_blocking(event)
-            out.emit(topic, event.service.encode(), encode(event.to_avro()))
+                value = novelty.value(event)
+                if value is not None:
+                    record["novelty"] = value
+            out.emit(topic, event.service.encode(), encode(record))
         self._count_embedder()
 
     def _count_embedder(self) -> None:

@@ -45,6 +45,7 @@ class NoveltyStep:
         self._vectors: dict[str, Any] = {}
         self._seeded: set[str] = set()
         self._seeds: dict[str, list[tuple[str, str]]] = {}  # restored services' templates to index
+        self._memo: dict[tuple[str, str], tuple[int, float]] = {}  # -> (service's template count, novelty)
 
     def restored(self, service: str) -> None:
         """``service``'s miner was just restored: index its templates at the next :meth:`prepare`."""
@@ -95,15 +96,33 @@ class NoveltyStep:
             vec = self._vectors[template_id] = self.cache.embed_keyed([template_id], [text])[0]
         return vec
 
-    def score_blocking(self, event: Event) -> Event:
+    def value(self, event: Event) -> float | None:
+        """The novelty of ``event``'s template (None for metrics and untemplated kinds); the template
+        joins its service's index.
+
+        A template's novelty only changes when its service learns another template, so it is
+        remembered per (service, template) with the service's template count: most events cost
+        two dictionary look-ups, not a search.
+        """
         if event.kind not in SCORED_KINDS or not event.template_id or event.template is None:
-            return event
-        if event.service not in self._seeded:
-            self._seed(event.service)
-        vec = self._vector(event.template_id, event.template)
-        novelty = self.index.observe(event.service, event.template_id, vec)
+            return None
+        service, tid = event.service, event.template_id
+        if service not in self._seeded:
+            self._seed(service)
+        known = self.index.size(service)
+        memo = self._memo.get((service, tid))
+        if memo is not None and memo[0] == known:
+            return memo[1]
+        novelty = self.index.observe(service, tid, self._vector(tid, event.template))
         # 1 - cosine lies in [0, 2]; orthogonal or opposite templates are both simply "new".
-        return event.model_copy(update={"novelty": round(min(1.0, novelty), 6)})
+        value = round(min(1.0, novelty), 6)
+        self._memo[(service, tid)] = (self.index.size(service), value)
+        return value
+
+    def score_blocking(self, event: Event) -> Event:
+        """``event`` with ``novelty`` set (unchanged for metrics and untemplated kinds)."""
+        value = self.value(event)
+        return event if value is None else event.model_copy(update={"novelty": value})
 
     async def score(self, event: Event) -> Event:
         """``event`` with ``novelty`` set (unchanged for metrics and untemplated kinds)."""
@@ -115,6 +134,7 @@ class NoveltyStep:
         """Re-seed services when next seen (partitions moved; another worker may own them)."""
         self._seeded.clear()
         self._seeds.clear()
+        self._memo.clear()
 
 
 def novelty_step(settings: Settings, normalizer: Normalizer) -> NoveltyStep | None:
