@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from stream_processors.normalize.templating.exceptions import UnknownLogFormat
 from stream_processors.normalize.templating.loghub import loghub_format
 from stream_processors.normalize.templating.masking import Masker
-from stream_processors.normalize.templating.miner import TemplateMiner
+from stream_processors.normalize.templating.miner import MinerConfig, TemplateMiner
 
 _PLACEHOLDER = re.compile(r"<\*>|<[A-Z][A-Z0-9_]*>")
 
@@ -125,13 +125,15 @@ def parsing_accuracy(templates: Sequence[str], truth: Sequence[str]) -> float:
     return same / len(truth) if truth else 0.0
 
 
-def run_seismo(contents: list[str]) -> Parsed:
-    miner = TemplateMiner(masker=Masker())
+def run_seismo(contents: list[str], config: MinerConfig | None = None) -> Parsed:
+    """Seismo's miner over ``contents``; each line reported with its template's final id and text
+    (a template merged into an older one after the line was added answers with the older one)."""
+    miner = TemplateMiner(config, masker=Masker())
     start = time.perf_counter()
     ids = [miner.add(line).template_id for line in contents]
     seconds = time.perf_counter() - start
-    final = {cid: cluster.text for cid, cluster in miner.clusters.items()}
-    return Parsed(list(ids), [final[cid] for cid in ids], seconds)
+    final = {cid: miner.clusters[cid] for cid in set(ids)}
+    return Parsed([final[cid].id for cid in ids], [final[cid].text for cid in ids], seconds)
 
 
 def run_drain3(contents: list[str]) -> Parsed:

@@ -142,11 +142,18 @@ def test_a_registry_round_trips_through_save_and_load() -> None:
 
 
 def test_offline_templating_reports_rows_in_input_order_with_final_templates() -> None:
-    lines = ["Invalid user alice from 10.0.0.1\n", "\n", "Invalid user bob from 10.0.0.2\n"]
+    lines = [
+        "Invalid user alice from 10.0.0.1\n",
+        "\n",
+        "Invalid user bob from 10.0.0.2\n",
+        "Invalid user carol from 10.0.0.3\n",
+    ]
     rows = templates_offline(lines, "raw")
-    assert [r.line_id for r in rows] == [1, 3]
-    assert rows[0].event_id == rows[1].event_id
-    assert rows[0].event_template == "Invalid user <*> from <IP>"
+    assert [r.line_id for r in rows] == [1, 3, 4]
+    # bob first got a template of his own; the third user made the position a value,
+    # and every row reports the final (oldest) template.
+    assert rows[0].event_id == rows[1].event_id == rows[2].event_id
+    assert {r.event_template for r in rows} == {"Invalid user <*> from <IP>"}
     assert CSV_HEADER == ("LineId", "EventId", "EventTemplate")
 
 

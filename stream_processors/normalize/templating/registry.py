@@ -54,7 +54,7 @@ class TemplateRegistry:
         Raises :class:`InvalidState` on corrupt bytes; the registry is then unchanged.
         """
         data = state.decode(blob)
-        if data.get("format") != REGISTRY_FORMAT or data.get("version") != state.VERSION:
+        if data.get("format") != REGISTRY_FORMAT or data.get("version") not in state.VERSIONS:
             raise InvalidState("not a Seismo template-registry snapshot of a known version")
         services = data.get("services")
         if not isinstance(services, dict):

@@ -124,3 +124,13 @@ relies on that to skip plain words without scanning them.
 def placeholder_of(token: str) -> bool:
     """True when ``token`` is a placeholder such as ``<NUM>`` or the wildcard ``<*>``."""
     return token == "<*>" or _PLACEHOLDER.fullmatch(token) is not None
+
+
+UNIT_WORD = re.compile(
+    r"(?:[KkMmGgTtPpEe]i?[Bb]|[Bb]ytes?|B|octets?"
+    r"|ns|us|µs|ms|s|secs?|seconds?|mins?|minutes?|h|hrs?|hours?|d|days?)(?:\(s\))?"
+)
+"""A unit of size or time written as its own word after a number (``403 bytes``,
+``1.16 KB``, ``<1 sec``, ``5 second(s)``): the same units the ``size`` and ``duration``
+rules mask when they are glued to the number. The miner reads such a word as part of
+the value before it when it compares templates across token counts."""

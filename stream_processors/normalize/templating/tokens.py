@@ -7,6 +7,8 @@ literal prefix and suffix that every line it absorbed shared, cut at a delimiter
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 WILDCARD = "<*>"
 
 Wild = tuple[str, str]
@@ -78,8 +80,12 @@ def extract(wild: Wild, token: str) -> str:
 
 
 def route(token: str) -> str:
-    """The tree key of a token: itself, or ``<*>`` when it holds a digit or is a placeholder."""
-    if (token.startswith("<") and token.endswith(">")) or any(c.isdigit() for c in token):
+    """The tree key of a token: itself, or ``<*>`` when it holds a digit or a placeholder.
+
+    A token holding a placeholder holds a value (``host.example.org:<NUM>``), so its
+    literal part may be one too: keying on it would give every host its own templates.
+    """
+    if "<" in token or any(c.isdigit() for c in token):
         return WILDCARD
     return token
 
@@ -95,8 +101,20 @@ def _case(token: str) -> str:
     return "low" if core.islower() else "mixed"
 
 
-def conflicting(a: str, b: str) -> bool:
-    """True when tokens ``a`` and ``b`` must not be merged into one wildcard.
+class Clash(IntEnum):
+    """How two differing literal tokens at one template position relate."""
+
+    NONE = 0
+    """Values of one field: merge them into a wildcard now."""
+    SOFT = 1
+    """Two plain words: one field's values or two events' words, told apart by how
+    often new words turn up at that position (see ``MinerConfig.value_after``)."""
+    HARD = 2
+    """Never merge: they name different events."""
+
+
+def clash(a: str, b: str) -> Clash:
+    """How tokens ``a`` and ``b`` (different, neither a wildcard) may be merged.
 
     Two different all-caps words are enumeration values (states, levels, event
     types) and name different events; so do plain words of different case
@@ -104,20 +122,21 @@ def conflicting(a: str, b: str) -> bool:
     placeholder (``NODEVssh`` / ``:<NUM>``: a constant against a value). Tokens that
     differ only by a word between a shared delimited prefix or suffix conflict
     (``LOGIN(uid=<NUM>)`` / ``(uid=<NUM>)``: an optional constant names another event).
-    Two differing parts are not judged like whole words: ``CONTAINER_REMOTE_LAUNCH`` /
-    ``CONTAINER_REMOTE_CLEANUP`` are values of one field, and ``chdir(pwd)`` /
-    ``chdir(<PATH>)`` one call (measured on Loghub: judging them lost more than it won).
+    Two plain words of the same case are a soft clash. Two differing parts are not
+    judged like whole words: ``CONTAINER_REMOTE_LAUNCH`` / ``CONTAINER_REMOTE_CLEANUP``
+    are values of one field, and ``chdir(pwd)`` / ``chdir(<PATH>)`` one call.
     """
     ca, cb = _case(a), _case(b)
     if ca and cb:
-        return ca != cb or ca == "CAPS"
+        return Clash.HARD if ca != cb or ca == "CAPS" else Clash.SOFT
     if ca or cb:
-        return ("<" in a) != ("<" in b)
+        return Clash.HARD if ("<" in a) != ("<" in b) else Clash.NONE
     prefix, suffix = _prefix(a, b), _suffix(a, b)
     if not prefix and not suffix:
-        return False
+        return Clash.NONE
     cut = len(prefix) + len(suffix)
     if cut > min(len(a), len(b)):
-        return False
+        return Clash.NONE
     ma, mb = a[len(prefix) : len(a) - len(suffix)], b[len(prefix) : len(b) - len(suffix)]
-    return (not ma or not mb) and (ma or mb).isalpha()
+    return Clash.HARD if (not ma or not mb) and (ma or mb).isalpha() else Clash.NONE
+
