@@ -36,6 +36,7 @@ from stream_processors.normalize.templating.exceptions import UnknownLogFormat
 from stream_processors.normalize.templating.loghub import loghub_format
 from stream_processors.normalize.templating.masking import Masker
 from stream_processors.normalize.templating.miner import MinerConfig, TemplateMiner
+from stream_processors.normalize.templating.offline import OFFLINE_CONFIG
 
 _PLACEHOLDER = re.compile(r"<\*>|<[A-Z][A-Z0-9_]*>")
 
@@ -126,9 +127,10 @@ def parsing_accuracy(templates: Sequence[str], truth: Sequence[str]) -> float:
 
 
 def run_seismo(contents: list[str], config: MinerConfig | None = None) -> Parsed:
-    """Seismo's miner over ``contents``; each line reported with its template's final id and text
+    """Seismo's miner over ``contents`` (``seismo templates``' settings unless ``config``
+    is given); each line reported with its template's final id and text
     (a template merged into an older one after the line was added answers with the older one)."""
-    miner = TemplateMiner(config, masker=Masker())
+    miner = TemplateMiner(config or OFFLINE_CONFIG, masker=Masker())
     start = time.perf_counter()
     ids = [miner.add(line).template_id for line in contents]
     seconds = time.perf_counter() - start
