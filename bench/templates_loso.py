@@ -28,11 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from docblock import write_block
 from templates import (
-    best_of,
     grouping_accuracy,
     load_system,
     parsing_accuracy,
-    run_drain3,
+    race,
     run_seismo,
 )
 
@@ -121,8 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for held in systems:
         chosen = select({c: scores[c] for c in configs}, [s for s in systems if s != held])
         contents, truth = data[held]
-        ours = best_of(lambda c: run_seismo(c, OFFLINE_CONFIG), contents, args.repeat)
-        theirs = best_of(run_drain3, contents, args.repeat)
+        ours, theirs = race(contents, args.repeat)
         seismo_s, drain_s, lines = seismo_s + ours.seconds, drain_s + theirs.seconds, lines + len(truth)
         drain = Acc(grouping_accuracy(theirs.groups, truth), parsing_accuracy(theirs.templates, truth))
         shipped, stream = scores[OFFLINE_CONFIG][held], scores[streaming][held]
