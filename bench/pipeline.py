@@ -12,9 +12,10 @@ start`` or ``SEISMO_KAFKA_BOOTSTRAP`` / ``SEISMO_REDIS_URL``):
    confluent-kafka **passthrough** (consume raw → produce the same bytes, commit) is the
    ceiling no step can beat.
 2. **latency** — a steady load at ``--rate`` events/s for ``--seconds`` (default 5,000/s
-   for 60 s) into a running worker: background logs and metrics, plus one error a
-   ``--error-every`` events that opens an incident of its own; p50/p99 of the time from
-   producing that error to its incident appearing on ``seismo.incidents``.
+   for 60 s) into a running worker: background logs and metrics of 40 services, plus one
+   error every ``--error-every`` events, in bursts that hit one of 20 other services at a
+   time; for every error that an incident update lists as evidence, the time from
+   producing it to that update appearing on ``seismo.incidents`` (p50/p99/max).
 3. **memory** — peak RSS (VmHWM) of every worker process at the end of each part.
 
 Usage: python bench/pipeline.py [--events 200000] [--processes 1] [--rate 5000] [--seconds 60]
@@ -42,7 +43,6 @@ from confluent_kafka.admin import AdminClient
 from schemas.codec import codec_for
 from schemas.models import Event, Incident
 from seismo.settings import Settings
-from stream_processors.correlate.logic import incident_id
 
 STEPS = {"normalize": "events.raw", "correlate": "events.enriched", "score": "events.enriched"}
 
@@ -114,6 +114,22 @@ def rss_mb(root: int) -> dict[str, float]:
         role = argv[argv.index(b"--role") + 1].decode() if b"--role" in argv else "supervisor"
         index = argv[argv.index(b"--index") + 1].decode() if b"--index" in argv else "0"
         out[f"{role}#{index}"] = hwm / 1024
+    return out
+
+
+def cpu_s(root: int) -> dict[str, float]:
+    """CPU seconds (user + system) so far of ``root`` and its children, by command role."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for pid in [root, *_children(root)]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        role = argv[argv.index(b"--role") + 1].decode() if b"--role" in argv else "supervisor"
+        index = argv[argv.index(b"--index") + 1].decode() if b"--index" in argv else "0"
+        out[f"{role}#{index}"] = (int(fields[11]) + int(fields[12])) / tick
     return out
 
 
@@ -204,6 +220,7 @@ def backlog(n: int, processes: int, keep: bool) -> None:
         started = time.monotonic()
         done: dict[str, float] = {}
         peak: dict[str, float] = {}
+        cpu: dict[str, float] = {}
         try:
             while len(done) < len(STEPS):
                 if worker.poll() is not None:
@@ -214,6 +231,7 @@ def backlog(n: int, processes: int, keep: bool) -> None:
                         if committed >= end >= total:
                             done[step] = time.monotonic() - started
                 peak = rss_mb(worker.pid) or peak
+                cpu = cpu_s(worker.pid) or cpu
                 time.sleep(0.25)
         finally:
             stop(worker)
@@ -227,6 +245,8 @@ def backlog(n: int, processes: int, keep: bool) -> None:
         print(f"  {'end to end':24} {total / overall:>10,.0f} events/s  "
               f"({total / overall / (total / ceiling):.2f}x the passthrough)")
         print("  peak RSS: " + ", ".join(f"{k} {v:,.0f} MB" for k, v in sorted(peak.items())))
+        print("  CPU per event: " + ", ".join(
+            f"{k} {v / total * 1e6:,.0f} µs" for k, v in sorted(cpu.items()) if k != "supervisor#0"))
     finally:
         if not keep:
             run.cleanup()
@@ -239,12 +259,15 @@ def latency(rate: int, seconds: int, every: int, processes: int, keep: bool) -> 
     worker = run.spawn_worker(processes)
     produced: dict[str, float] = {}
     seen: dict[str, float] = {}
+    enriched: dict[str, float] = {}
     stop_reader = threading.Event()
-    reader = threading.Thread(target=_read_incidents, args=(run, seen, stop_reader), daemon=True)
+    readers = [threading.Thread(target=_read_incidents, args=(run, seen, stop_reader), daemon=True),
+               threading.Thread(target=_read_enriched, args=(run, enriched, stop_reader), daemon=True)]
     peak: dict[str, float] = {}
     try:
         _wait_groups(run, worker)
-        reader.start()
+        for reader in readers:
+            reader.start()
         codec = codec_for("event")
         producer = Producer({"bootstrap.servers": run.bootstrap, "enable.idempotence": True,
                              "acks": "all", "linger.ms": 5, "compression.type": "lz4"})
@@ -264,7 +287,7 @@ def latency(rate: int, seconds: int, every: int, processes: int, keep: bool) -> 
                 except BufferError:
                     producer.poll(0.05)
             if ev.severity == "error":
-                produced[incident_id(ev.service, ev.id)] = time.monotonic()
+                produced[ev.id] = time.monotonic()
             if i % 500 == 0:
                 producer.poll(0)
                 peak = rss_mb(worker.pid) or peak
@@ -282,11 +305,15 @@ def latency(rate: int, seconds: int, every: int, processes: int, keep: bool) -> 
     delays = sorted(seen[k] - t for k, t in produced.items() if k in seen)
     missing = len(produced) - len(delays)
     print(f"\nlatency: {achieved:,.0f} events/s offered for {seconds}s (asked {rate:,}), "
-          f"{len(produced):,} incident-opening errors")
+          f"{len(produced):,} errors, {len(delays):,} of them listed in an incident update")
     if delays:
         print(f"  produce → incident on seismo.incidents: p50 {_q(delays, 0.5) * 1000:,.0f} ms, "
               f"p99 {_q(delays, 0.99) * 1000:,.0f} ms, max {delays[-1] * 1000:,.0f} ms"
-              + (f"; {missing} never seen within 60 s" if missing else ""))
+              + (f"; {missing} not listed as evidence within 60 s" if missing else ""))
+    normalized = sorted(enriched[k] - t for k, t in produced.items() if k in enriched)
+    if normalized:
+        print(f"  of which produce → on seismo.events.enriched: p50 {_q(normalized, 0.5) * 1000:,.0f} ms, "
+              f"p99 {_q(normalized, 0.99) * 1000:,.0f} ms")
     print("  peak RSS: " + ", ".join(f"{k} {v:,.0f} MB" for k, v in sorted(peak.items())))
 
 
@@ -296,8 +323,9 @@ def _q(values: list[float], q: float) -> float:
 
 def _event(i: int, every: int, t0: datetime) -> Event:
     ts = t0 + timedelta(milliseconds=i)
-    if i % every == every - 1:  # a service of its own: its first error opens an incident
-        return Event(id=f"lat-{i}", source="kubernetes", kind="log", timestamp=ts, service=f"lat-{i}",
+    if i % every == every - 1:  # bursts of errors, one of 20 services at a time
+        svc = f"lat-{(i // (every * 5)) % 20}"
+        return Event(id=f"lat-{i}", source="kubernetes", kind="log", timestamp=ts, service=svc,
                      severity="error", message=f"payment {i} failed: upstream timeout after 3000 ms")
     svc = f"svc-{i % 40}"
     if i % 4 == 0:
@@ -327,17 +355,36 @@ def _wait_groups(run: Run, worker: subprocess.Popen[bytes]) -> None:
 
 
 def _read_incidents(run: Run, seen: dict[str, float], stop_reader: threading.Event) -> None:
-    consumer = Consumer({"bootstrap.servers": run.bootstrap, "group.id": f"{run.run}-reader",
+    """When each event id was first listed as evidence of an incident update."""
+
+    def ids(value: bytes) -> list[str]:
+        inc: Any = Incident.from_avro(codec_for("incident").decode(value))
+        return [ref.event_id for ref in inc.evidence]
+
+    _follow(run, "incidents", ids, seen, stop_reader)
+
+
+def _read_enriched(run: Run, seen: dict[str, float], stop_reader: threading.Event) -> None:
+    """When each error event reached seismo.events.enriched (the normalize step's share)."""
+
+    def ids(value: bytes) -> list[str]:
+        record = codec_for("event").decode_plain(value)
+        return [str(record["id"])] if record["severity"] == "error" else []
+
+    _follow(run, "events.enriched", ids, seen, stop_reader)
+
+
+def _follow(run: Run, topic: str, ids: Any, seen: dict[str, float], stop_reader: threading.Event) -> None:
+    consumer = Consumer({"bootstrap.servers": run.bootstrap, "group.id": f"{run.run}-reader-{topic}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
                          "fetch.wait.max.ms": 10})
-    consumer.subscribe([run.topic("incidents")])
-    codec = codec_for("incident")
+    consumer.subscribe([run.topic(topic)])
     while not stop_reader.is_set():
         for m in consumer.consume(500, timeout=0.1):
             if m.error() is None and m.value():
                 now = time.monotonic()
-                inc: Any = Incident.from_avro(codec.decode(m.value()))
-                seen.setdefault(inc.id, now)
+                for event_id in ids(m.value()):
+                    seen.setdefault(event_id, now)
     consumer.close()
 
 
