@@ -427,6 +427,20 @@ def test_kafka_is_a_kraft_statefulset_whose_advertised_address_the_clients_boots
         assert set(bootstrap) <= addresses, f"{name}/{container['name']}: {bootstrap} vs {addresses}"
 
 
+def test_worker_metrics_are_served_where_the_scrape_annotations_and_probes_point(
+    workloads: dict[str, dict[str, Any]],
+) -> None:
+    worker = workloads["worker"]
+    (c,) = _containers(worker)
+    port = int(_env_value(c, "SEISMO_WORKER_METRICS_PORT"))
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"metrics": port}
+    notes = worker["spec"]["template"]["metadata"]["annotations"]
+    assert notes["prometheus.io/scrape"] == "true" and int(notes["prometheus.io/port"]) == port
+    assert notes["prometheus.io/path"] == "/metrics"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+
+
 def test_worker_is_a_statefulset_whose_pods_name_their_static_group_membership(
     workloads: dict[str, dict[str, Any]], k8s_services: dict[str, dict[str, Any]],
 ) -> None:
@@ -438,7 +452,8 @@ def test_worker_is_a_statefulset_whose_pods_name_their_static_group_membership(
     assert instance["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     partitions = int(_env(c).get("SEISMO_PARTITIONS", {}).get("value", Settings.model_fields["partitions"]
                                                                   .default))
-    assert 1 <= worker["spec"]["replicas"] <= partitions, "replicas beyond the partitions sit idle"
+    processes = int(_env(c).get("SEISMO_WORKER_PROCESSES", {}).get("value", 1))
+    assert 1 <= worker["spec"]["replicas"] * processes <= partitions, "consumers beyond the partitions idle"
     redis_url = _env_value(c, "SEISMO_REDIS_URL")
     m = re.fullmatch(r"redis://([^:/]+):(\d+)/\d+", redis_url)
     assert m, redis_url
