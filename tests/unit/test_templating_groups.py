@@ -170,4 +170,8 @@ def test_group_text_writes_one_wildcard_per_differing_value_run() -> None:
     long = ["<NUM>", "bytes", "(<NUM>", "KB)", "sent,", "lifetime", "<<NUM>", "sec"]
     assert " ".join(group_text(short, long)) == "<*> sent, lifetime <*>"
     assert group_text(["a", "x", "c"], ["a", "y", "c"]) == ["a", "<*>", "c"]
+    small, large = ["size", "<NUM>", "B,", "free"], ["size", "<NUM>", "KB,", "free"]
+    assert group_text(small, large) == ["size", "<*>,", "free"]
+    assert group_text(["(<NUM>", "KB)"], ["(<NUM>", "MB)"]) == ["(<*>)"]
+    assert group_text(["<NUM>", "bytes"], ["<IP>", "bytes"]) == ["<*>", "bytes"]
     assert group_text(["a", "b", "c"], ["a", "c"]) == ["a", "<*>", "c"]

@@ -37,34 +37,52 @@ def is_unit(token: str) -> bool:
     return bool(core) and UNIT_WORD.fullmatch(core) is not None
 
 
+# How skeleton() reads a token: a value, a unit word (a value only right after one),
+# or a literal (as it stands, placeholders read as <*>). Memoised: templates share tokens.
+_VALUE_KIND, _UNIT_KIND = " value", " unit"  # never tokens: tokens hold no space
+_KINDS: dict[str, str] = {}
+_KINDS_SIZE = 100_000
+
+
+def _kind(token: str) -> str:
+    if _VALUE.fullmatch(token) is not None:
+        kind = _VALUE_KIND
+    elif is_unit(token):
+        kind = _UNIT_KIND
+    else:
+        kind = _PLACEHOLDERS.sub(WILDCARD, token) if "<" in token else token
+    if len(_KINDS) >= _KINDS_SIZE:
+        _KINDS.clear()
+    _KINDS[token] = kind
+    return kind
+
+
 def skeleton(tokens: Sequence[str]) -> Skeleton:
     """The tokens with each run of value tokens (and unit words after them) as one ``<*>``.
 
     Placeholders inside other tokens read as ``<*>`` (``uid=<NUM>`` -> ``uid=<*>``).
-    Pure; linear in the number of tokens.
+    Pure (the memo never changes a result); linear in the number of tokens.
     """
     out: list[str] = []
     in_value = False
-    value = _VALUE.fullmatch
+    kinds = _KINDS
     for token in tokens:
-        if token.isalpha():
-            if in_value and UNIT_WORD.fullmatch(token) is not None:
-                continue
-            in_value = False
-            out.append(token)
-        elif value(token) is not None or (in_value and is_unit(token)):
+        kind = kinds.get(token)
+        if kind is None:
+            kind = _kind(token)
+        if kind is _VALUE_KIND or (in_value and kind is _UNIT_KIND):
             if not in_value:
                 out.append(WILDCARD)
-            in_value = True
+                in_value = True
         else:
+            out.append(token if kind is _UNIT_KIND else kind)
             in_value = False
-            out.append(_PLACEHOLDERS.sub(WILDCARD, token) if "<" in token else token)
     return tuple(out)
 
 
 def anchored(skel: Skeleton) -> bool:
     """True when ``skel`` has a literal token: only such skeletons may join templates."""
-    return any(t != WILDCARD for t in skel)
+    return skel.count(WILDCARD) != len(skel)
 
 
 def alike(a: Skeleton, b: Skeleton, threshold: float) -> bool:
@@ -106,26 +124,47 @@ def _segments(tokens: Sequence[str]) -> list[list[str]]:
 def group_text(a: Sequence[str], b: Sequence[str]) -> list[str]:
     """The tokens of one template covering templates ``a`` and ``b``. Pure.
 
-    Same length: position by position, differing tokens become (partial) wildcards.
-    Equal skeletons: segment by segment, a value run that differs becomes one ``<*>``.
-    Otherwise the longest common subsequence is kept and each gap becomes one ``<*>``.
+    When their skeleton segments line up, segment by segment: equal ones are kept,
+    differing literals and values become (partial) wildcards position by position, and
+    a value run whose length or unit differs becomes one ``<*>`` keeping the punctuation
+    both runs share (``(<NUM> KB)`` / ``(<NUM> MB)`` -> ``(<*>)``). Otherwise, same
+    length: position by position; else the longest common subsequence is kept and each
+    gap becomes one ``<*>``.
     """
-    if len(a) == len(b):
-        return [x if x == y else generalize(x, None, y)[0] for x, y in zip(a, b, strict=True)]
     sa, sb = _segments(a), _segments(b)
     if len(sa) == len(sb) and all(
         len(x) == len(y) == 1 or (is_value(x[0]) and is_value(y[0])) for x, y in zip(sa, sb, strict=True)
     ):
         out: list[str] = []
         for x, y in zip(sa, sb, strict=True):
-            if x == y:
-                out.extend(x)
-            elif len(x) == len(y) == 1:
-                out.append(generalize(x[0], None, y[0])[0])
-            else:
-                out.append(WILDCARD)
+            out.extend(_merge_segment(x, y))
         return out
+    if len(a) == len(b):
+        return [x if x == y else generalize(x, None, y)[0] for x, y in zip(a, b, strict=True)]
     return _lcs_text(a, b)
+
+
+def _merge_segment(x: list[str], y: list[str]) -> list[str]:
+    if x == y:
+        return x
+    if len(x) == len(y) and x[1:] == y[1:]:
+        return [generalize(x[0], None, y[0])[0], *x[1:]]
+    lead = _common_end(x[0], y[0], reverse=False)
+    trail = _common_end(x[-1], y[-1], reverse=True)
+    return [lead + WILDCARD + trail]
+
+
+def _common_end(a: str, b: str, reverse: bool) -> str:
+    """The punctuation both ``a`` and ``b`` start (or end, ``reverse``) with."""
+    if reverse:
+        a, b = a[::-1], b[::-1]
+    out = []
+    for x, y in zip(a, b, strict=False):
+        if x != y or x not in _PUNCT:
+            break
+        out.append(x)
+    text = "".join(out)
+    return text[::-1] if reverse else text
 
 
 def _lcs_text(a: Sequence[str], b: Sequence[str]) -> list[str]:

@@ -11,6 +11,7 @@ template's first text, so the same stream always yields the same ids, in any pro
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, NamedTuple
@@ -24,7 +25,6 @@ from stream_processors.normalize.templating.tokens import (
     Clash,
     clash,
     covers,
-    extract,
     generalize,
     route,
 )
@@ -304,16 +304,18 @@ class TemplateMiner:
         return Change.GENERALIZED
 
     def _result(
-        self, cluster: Cluster, change: Change, masked: MaskedLine, tokens: list[str] | None
+        self, cluster: Cluster, change: Change, masked: MaskedLine, tokens: Sequence[str] | None
     ) -> MatchResult:
         params = masked.params
         if cluster.wild_positions:
             if tokens is None:
-                tokens = list(masked.tokens)
+                tokens = masked.tokens
             extra = []
+            wilds = cluster.wild
             for i in cluster.wild_positions:
-                wild = cluster.wild[i]
-                value = extract(wild, tokens[i]) if wild is not None else tokens[i]
+                wild = wilds[i]
+                token = tokens[i]
+                value = token[len(wild[0]) : len(token) - len(wild[1])] if wild is not None else token
                 if not (value.startswith("<") and value.endswith(">")):
                     extra.append(Param(WILDCARD, value))
             params = params + tuple(extra)
