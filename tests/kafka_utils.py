@@ -54,11 +54,16 @@ def delete_redis_keys(url: str, pattern: str) -> None:
         client.close()
 
 
-def read_topic(topic: str, timeout: float = 15.0) -> list[tuple[bytes | None, bytes | None]]:
-    """Every (key, value) on ``topic`` from the beginning to the current end."""
+def read_topic(
+    topic: str, timeout: float = 15.0, broker: str | None = None
+) -> list[tuple[bytes | None, bytes | None]]:
+    """Every (key, value) on ``topic`` from the beginning to the current end (of ``broker``, default
+    the shared one)."""
     c = Consumer(
         {
-            "bootstrap.servers": bootstrap(),
+            "bootstrap.servers": broker or bootstrap(),
+            "fetch.max.bytes": 64 * 1024 * 1024,
+            "receive.message.max.bytes": 80 * 1024 * 1024,
             "group.id": f"t-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -91,8 +96,8 @@ def read_topic(topic: str, timeout: float = 15.0) -> list[tuple[bytes | None, by
         c.close()
 
 
-def consumed(group: str, topic: str) -> tuple[int, int]:
-    """(committed offsets summed, end offsets summed) of ``group`` on ``topic``.
+def consumed(group: str, topic: str, broker: str | None = None) -> tuple[int, int]:
+    """(committed offsets summed, end offsets summed) of ``group`` on ``topic`` (of ``broker``).
 
     Retries for a few seconds while the broker answers a transient error (a partition
     whose leader is still being elected right after the topic was created).
@@ -100,7 +105,7 @@ def consumed(group: str, topic: str) -> tuple[int, int]:
     deadline = time.monotonic() + 15
     while True:
         try:
-            return _consumed(group, topic)
+            return _consumed(group, topic, broker or bootstrap())
         except KafkaException as exc:
             if (not exc.args[0].retriable() and exc.args[0].code() != KafkaError.NOT_LEADER_FOR_PARTITION) \
                     or time.monotonic() > deadline:
@@ -108,8 +113,8 @@ def consumed(group: str, topic: str) -> tuple[int, int]:
             time.sleep(0.2)
 
 
-def _consumed(group: str, topic: str) -> tuple[int, int]:
-    c = Consumer({"bootstrap.servers": bootstrap(), "group.id": group, "enable.auto.commit": False})
+def _consumed(group: str, topic: str, broker: str) -> tuple[int, int]:
+    c = Consumer({"bootstrap.servers": broker, "group.id": group, "enable.auto.commit": False})
     try:
         meta = c.list_topics(topic, timeout=10).topics[topic]
         tps = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
@@ -123,17 +128,23 @@ def _consumed(group: str, topic: str) -> tuple[int, int]:
 
 @dataclass
 class Env:
-    """An isolated Seismo deployment on the shared broker: its own topics and consumer group."""
+    """An isolated Seismo deployment on the shared broker (or ``broker``): its own topics and
+    consumer group."""
 
     state_dir: Path
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     extra: dict[str, str] = field(default_factory=dict)
+    broker: str | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return self.broker or bootstrap()
 
     @property
     def vars(self) -> dict[str, str]:
         return {
             **os.environ,
-            "SEISMO_KAFKA_BOOTSTRAP": bootstrap(),
+            "SEISMO_KAFKA_BOOTSTRAP": self.bootstrap,
             "SEISMO_TOPIC_PREFIX": f"t-{self.run}.",
             "SEISMO_APP_ID": f"seismo-test-{self.run}",
             "SEISMO_STATE_DIR": str(self.state_dir),
@@ -144,7 +155,7 @@ class Env:
     @property
     def settings(self) -> Settings:
         return Settings(
-            kafka_bootstrap=bootstrap(),
+            kafka_bootstrap=self.bootstrap,
             topic_prefix=f"t-{self.run}.",
             app_id=f"seismo-test-{self.run}",
             state_dir=self.state_dir,
@@ -232,8 +243,10 @@ def wait_worker_done(env: Env, worker: subprocess.Popen[Any], total: int, timeou
     enriched = env.topic("events.enriched")
 
     def progress() -> tuple[tuple[int, int], ...]:
-        return (consumed(f"{group}-normalize", env.topic("events.raw")),
-                consumed(f"{group}-correlate", enriched), consumed(f"{group}-score", enriched))
+        broker = env.bootstrap
+        return (consumed(f"{group}-normalize", env.topic("events.raw"), broker),
+                consumed(f"{group}-correlate", enriched, broker),
+                consumed(f"{group}-score", enriched, broker))
 
     def finished() -> bool:
         assert worker.poll() is None, f"the worker exited:\n{env.log_tail(log_name)}"

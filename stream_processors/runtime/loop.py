@@ -11,13 +11,20 @@ The loop (:meth:`StepRuntime.run` blocks until :meth:`StepRuntime.stop`):
    fetches and batches in C);
 2. load the states the batch needs and this process does not hold, in one round trip;
 3. hand each message to the step; a message the step rejects
-   (:class:`~stream_processors.exceptions.InvalidEvent`) or fails on goes to
-   ``seismo.dlq`` with the reason, and the batch goes on;
+   (:class:`~stream_processors.exceptions.InvalidEvent`) or fails on, or one larger than
+   :data:`MAX_RECORD_BYTES` (never handed to the step), goes to ``seismo.dlq`` with the
+   reason, and the batch goes on;
 4. send what the step produced (idempotent producer, ``acks=all``);
 5. **checkpoint** every ``checkpoint_s`` under a backlog, at once when a fetch comes
    back short (caught up), on revocation and on stop: every output acknowledged by
    the broker → the states the step changed saved in one round trip → the offsets
    after the last processed message committed.
+
+While the broker is away the loop waits for it rather than exit: a checkpoint waits as long as
+it takes for its outputs to be acknowledged (their delivery never times out) and retries a
+commit the coordinator cannot take yet; a commit the group refuses (its generation moved on
+while the broker was away) is dropped, and the partitions' next owner replays from the last
+commit.  Only a stop bounds the wait (``stop_flush_s``).
 
 A crash replays at most the messages after the last commit, against the states of
 the last checkpoint; the steps are deterministic per key and ignore event ids they
@@ -36,7 +43,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from producers.exceptions import PublishError
 from producers.publisher import KafkaPublisher
@@ -51,6 +58,15 @@ from stream_processors.runtime.step import Output, Record, Step
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+MAX_RECORD_BYTES = 512 * 1024
+"""An input larger than this is dead-lettered unread (``too_large``): what a step makes of it would
+not fit the producer's 1 MB message limit, and a send that cannot succeed would stop the partition."""
+# Commit errors that mean "the coordinator is not reachable yet": retried until it is, or until stop.
+_COORDINATOR_AWAY = frozenset({
+    KafkaError._WAIT_COORD, KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN,
+    KafkaError.REQUEST_TIMED_OUT, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.NETWORK_EXCEPTION,
+})
 
 
 class StepRuntime:
@@ -79,8 +95,9 @@ class StepRuntime:
         if settings.worker_instance_id:  # static membership: one id per consumer of the group
             conf["group.instance.id"] = f"{settings.worker_instance_id}-{step.name}-{instance}"
         self._consumer = Consumer(kafka_logging(conf))
-        self._publisher = KafkaPublisher(
-            settings.bootstrap, client_id=f"{self.group_id}-{instance}", **kafka_logging()
+        self._publisher = KafkaPublisher(  # outputs wait out a broker outage: no delivery timeout
+            settings.bootstrap, client_id=f"{self.group_id}-{instance}", **kafka_logging(),
+            **{"message.timeout.ms": 0},
         )
         self._loop = asyncio.new_event_loop()
         self._offsets: dict[tuple[str, int], int] = {}
@@ -128,6 +145,11 @@ class StepRuntime:
                 raise
             log.warning("%s: stopped without saving state (%s); the partitions replay from the last "
                         "commit", self._label, exc, extra=fields(step=self._label))
+        except (PublishError, KafkaException) as exc:  # a checkpoint the stop cut short
+            if not self._stop.is_set():
+                raise
+            log.warning("%s: stopped without a last checkpoint (%s); the partitions replay from the "
+                        "last commit", self._label, exc, extra=fields(step=self._label))
         finally:
             self._consumer.close()
             self._loop.run_until_complete(self._close_store())
@@ -164,6 +186,9 @@ class StepRuntime:
         step, handle = self.step, self.step.handle
         for record in records:
             try:
+                if len(record.value) > MAX_RECORD_BYTES:
+                    raise InvalidEvent(f"a record of {len(record.value)} bytes is over the "
+                                       f"{MAX_RECORD_BYTES}-byte limit of the stream steps", "too_large")
                 handle(record, out)
             except InvalidEvent as exc:
                 self._dead_letter(record, exc, out)
@@ -210,22 +235,62 @@ class StepRuntime:
         return fields(step=self._label, topic=record.topic, partition=record.partition, offset=record.offset)
 
     # -- checkpoint ---------------------------------------------------------------------------
-    def checkpoint(self, flush_s: float = 30.0) -> None:
-        """Outputs acknowledged → changed states saved → offsets committed.  Blocks; raises
-        PublishError when outputs are not acknowledged within ``flush_s`` (nothing saved or
-        committed then)."""
+    def checkpoint(self, flush_s: float | None = None) -> None:
+        """Outputs acknowledged → changed states saved → offsets committed.  Blocks: while the
+        broker is away it waits for it, until :meth:`stop`; from then on (or with ``flush_s``)
+        it waits at most ``flush_s`` (default ``stop_flush_s``) for the acknowledgements and
+        raises PublishError (nothing saved or committed then).  A commit the group refuses
+        (rebalanced meanwhile) is dropped with a warning: the states are saved, and the
+        partitions' next owner replays from the last commit."""
         if not self._offsets:
             return
         started = time.perf_counter()
-        self._publisher.flush(flush_s)
+        self._flush(flush_s)
         dirty = self.step.dirty_states()
         if dirty:
             self._store_call("save_many", lambda: self.store.save_many(dirty))
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._offsets.items()]
-        self._consumer.commit(offsets=offsets, asynchronous=False)
+        self._commit(offsets)
         self._offsets.clear()
         self._metrics.checkpoint_seconds.labels(self._label).observe(time.perf_counter() - started)
         self._refresh_lag(offsets)
+
+    def _flush(self, flush_s: float | None) -> None:
+        """Wait for every output's acknowledgement, in 1 s slices: unbounded while running, at most
+        ``flush_s`` (``stop_flush_s`` once stopping) otherwise; raises PublishError past that or when
+        a delivery failed."""
+        waited, bounded = 0.0, flush_s is not None
+        while True:
+            if not bounded and self._stop.is_set():
+                waited, bounded = 0.0, True  # the stop gets its own stop_flush_s
+            limit = flush_s if flush_s is not None else self.stop_flush_s
+            slice_s = min(1.0, limit - waited) if bounded else 1.0
+            try:
+                self._publisher.flush(max(slice_s, 0.0))
+                return
+            except PublishError:
+                waited += slice_s
+                if self._publisher.stats.failed or (bounded and waited >= limit):
+                    raise
+                if not bounded and waited % 30 < 1.0:
+                    log.warning("%s: the broker has not acknowledged the outputs for %.0f s; waiting for it",
+                                self._label, waited, extra=fields(step=self._label))
+
+    def _commit(self, offsets: list[TopicPartition]) -> None:
+        while True:
+            try:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+                return
+            except KafkaException as exc:
+                err = exc.args[0]
+                if self._stop.is_set() or not isinstance(err, KafkaError):
+                    raise
+                if err.code() not in _COORDINATOR_AWAY and not err.retriable():
+                    log.warning("%s: the group refused the commit (%s); the partitions' next owner "
+                                "replays from the last commit", self._label, err.str(),
+                                extra=fields(step=self._label))
+                    return
+                self._stop.wait(0.5)
 
     def _refresh_lag(self, committed: list[TopicPartition]) -> None:
         for tp in committed:

@@ -1,0 +1,217 @@
+"""The chaos suite's input, its undisturbed reference and its two verdicts: events lost, incidents doubled.
+
+Every scenario publishes the same kind of backlog (logs with error bursts and a latency
+series per service, so the correlator opens incidents and the scorer finds anomalies),
+runs ``seismo worker`` on it once undisturbed and once under chaos, and compares:
+
+* **lost**: the ids of the raw events that are missing from ``seismo.events.enriched``;
+* **incidents**: the latest revision of every incident id (the compacted view a reader
+  materializes), which must equal the undisturbed run's, id for id and field for field;
+  an extra id is a duplicate incident.
+
+Nothing here knows what the correlator does: the reference run is the oracle.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from producers.publisher import KafkaPublisher
+from schemas.codec import codec_for
+from schemas.exceptions import SchemaError
+from schemas.models import Anomaly, Event, Incident
+from seismo.topics import ensure_topics
+from stream_processors.runtime.worker import STEPS, build_step
+from tests.kafka_utils import Env, consumed, read_topic, stop, wait_for
+
+T0 = datetime(2024, 6, 3, tzinfo=UTC)
+SERVICES = [f"svc-{i}" for i in range(6)]
+TEMPLATES = ("GET /api/orders/{n} 200 in {m} ms", "cache miss for key user:{n}", "worker {n} heartbeat")
+WORKER_ENV = {"SEISMO_EMBEDDER": "hash", "SEISMO_WORKER_CHECKPOINT_S": "0.5",
+              "SEISMO_WORKER_BATCH_SIZE": "200", "SEISMO_LOG_LEVEL": "WARNING"}
+
+
+def backlog(n: int, seed: int = 7) -> list[Event]:
+    """``n`` events, 0.4 s apart in event time: logs with error bursts, a latency series per service."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        svc = SERVICES[i % len(SERVICES)]
+        ts = T0 + timedelta(milliseconds=400 * i)
+        burst = (i // 1500) % 3 == 1 and rng.random() < 0.3
+        if i % 5 == 0:
+            spike = (i // 5) % 700 == 400
+            value = 950.0 if spike else 100 + rng.gauss(0, 4)
+            out.append(Event(id=f"m-{i}", source="grafana", kind="metric", timestamp=ts, service=svc,
+                             severity="info", message="latency_ms",
+                             metric={"name": "latency_ms", "value": value}))
+            continue
+        text = "payment {n} failed: upstream timeout" if burst else rng.choice(TEMPLATES)
+        out.append(Event(
+            id=f"l-{i}", source=rng.choice(["kubernetes", "sentry", "cloudwatch"]), kind="log", timestamp=ts,
+            service=svc, severity="error" if burst else "info",
+            message=text.format(n=rng.randint(1, 9999), m=rng.randint(1, 900)),
+        ))
+    return out
+
+
+def new_env(tmp_path: Path, name: str, broker: str, redis_url: str, **extra: str) -> Env:
+    """A deployment of its own (uuid topics, groups, Redis namespace) on ``broker`` and ``redis_url``."""
+    env = Env(state_dir=tmp_path / name, broker=broker,
+              extra={**WORKER_ENV, "SEISMO_REDIS_URL": redis_url, **extra})
+    ensure_topics(env.settings)
+    return env
+
+
+def encoded(events: Iterable[Event]) -> list[tuple[bytes, bytes]]:
+    encode = codec_for("event").encode
+    return [(e.service.encode(), encode(e.to_avro())) for e in events]
+
+
+def publish(env: Env, records: list[tuple[bytes, bytes]], topic: str = "events.raw", pace_s: float = 0.0,
+            flush_s: float = 180.0) -> None:
+    """Send ``records`` to ``topic``, spread over ``pace_s`` seconds in 20 slices; blocks until every
+    one is acknowledged (an outage on the way is waited out) and fails if any was not."""
+    pub = KafkaPublisher(env.bootstrap, **{"message.max.bytes": 8 * 1024 * 1024})
+    name = env.topic(topic)
+    step = max(1, len(records) // 20)
+    for start in range(0, len(records), step):
+        for key, value in records[start:start + step]:
+            pub.publish(name, key, value)
+        pub.flush(flush_s)
+        time.sleep(pace_s / 20)
+    pub.flush(flush_s)
+    assert pub.stats.failed == 0, pub.stats.errors
+    assert pub.stats.delivered == len(records)
+
+
+def feeder(env: Env, records: list[tuple[bytes, bytes]], pace_s: float) -> Callable[[], None]:
+    """Publish in a thread; the returned call joins it and raises what the thread raised."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            publish(env, records, pace_s=pace_s)
+        except BaseException as exc:  # handed to the test thread by join()
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def join() -> None:
+        thread.join(240)
+        assert not thread.is_alive(), "the feeder did not finish"
+        if errors:
+            raise errors[0]
+
+    return join
+
+
+def step_inputs(env: Env) -> dict[str, list[str]]:
+    """The topics each step's consumer group reads (asked of the steps themselves)."""
+    settings = env.settings
+    return {name: list(build_step(settings, name).inputs) for name in STEPS}
+
+
+def settled(env: Env, inputs: dict[str, list[str]]) -> bool:
+    """Every step's group committed the end of every topic it reads."""
+    group = f"seismo-test-{env.run}"
+    for step, topics in inputs.items():
+        for topic in topics:
+            done, end = consumed(f"{group}-{step}", topic, env.bootstrap)
+            if done != end:
+                return False
+    return True
+
+
+def wait_settled(env: Env, workers: list[Any], timeout: float, log_names: list[str]) -> None:
+    """Wait until every step committed the end of its inputs twice in a row, 1 s apart (the end of
+    a topic a step writes and another reads must not move between the two looks).  Fails if a
+    worker exits or on timeout, with the workers' log tails."""
+    inputs = step_inputs(env)
+    tails = lambda: "\n".join(f"--- {n}\n{env.log_tail(n)}" for n in log_names)  # noqa: E731
+    last = [False]
+
+    def done() -> bool:
+        for w in workers:
+            assert w.poll() is None, f"a worker exited with {w.returncode}:\n{tails()}"
+        now = settled(env, inputs)
+        twice, last[0] = now and last[0], now
+        return twice
+
+    try:
+        wait_for(done, timeout, "every step to consume all of its input", interval=1.0)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{tails()}") from None
+
+
+def run_undisturbed(env: Env, records: list[tuple[bytes, bytes]], timeout: float = 120) -> None:
+    publish(env, records)
+    worker = env.spawn("worker", log_name="worker")
+    try:
+        wait_settled(env, [worker], timeout, ["worker"])
+    finally:
+        stop(worker)
+
+
+def incidents(env: Env) -> dict[str, dict[str, Any]]:
+    """The latest revision of every incident id on the incidents topic."""
+    decode = codec_for("incident").decode
+    latest: dict[str, dict[str, Any]] = {}
+    for key, value in read_topic(env.topic("incidents"), broker=env.bootstrap):
+        assert key is not None and value is not None
+        incident = Incident.from_avro(decode(value)).model_dump(mode="json")
+        if incident["revision"] >= latest.get(key.decode(), {}).get("revision", -1):
+            latest[key.decode()] = incident
+    return latest
+
+
+def anomalies(env: Env) -> dict[str, dict[str, Any]]:
+    decode = codec_for("anomaly").decode
+    values = read_topic(env.topic("anomalies"), broker=env.bootstrap)
+    found = [Anomaly.from_avro(decode(v)) for _, v in values if v]
+    return {a.id: a.model_dump(mode="json") for a in found}
+
+
+def lost(env: Env, events: list[Event]) -> set[str]:
+    """Ids of ``events`` that never reached the enriched topic."""
+    decode = codec_for("event").decode_plain
+    seen = set()
+    for _, value in read_topic(env.topic("events.enriched"), 30, broker=env.bootstrap):
+        try:
+            seen.add(decode(value or b"")["id"])
+        except SchemaError:  # a poison message a test put there itself
+            continue
+    return {e.id for e in events} - seen
+
+
+def comparable(incident: dict[str, Any]) -> dict[str, Any]:
+    """An incident with its evidence as the (time, event id) pairs it cites.
+
+    The correlator keeps one evidence row per event; when two anomalies of one window name
+    the same event (a template burst and an error-rate jump), the row shows whichever
+    arrived first, and arrival order across topics is timing, not chaos.  Which events are
+    cited, and every other field, must match exactly.
+    """
+    return {**incident, "evidence": [(e["timestamp"], e["event_id"]) for e in incident["evidence"]]}
+
+
+def assert_same_outcome(reference: Env, chaos: Env, events: list[Event]) -> None:
+    """0 events lost, and the reference run's incidents and anomalies: none missing, none doubled."""
+    missing = lost(chaos, events)
+    assert not missing, f"{len(missing)} events never reached the enriched topic, e.g. {sorted(missing)[:5]}"
+    expected, got = incidents(reference), incidents(chaos)
+    assert len(expected) >= 2, "the backlog must open incidents for the comparison to mean something"
+    extra, absent = got.keys() - expected.keys(), expected.keys() - got.keys()
+    assert not extra and not absent, f"duplicate incidents {sorted(extra)}, missing {sorted(absent)}"
+    for iid, incident in expected.items():
+        want, have = comparable(incident), comparable(got[iid])
+        diff = {k: (v, have.get(k)) for k, v in want.items() if have.get(k) != v}
+        assert not diff, f"incident {iid} differs from the undisturbed run's (undisturbed, chaos): {diff}"
+    assert anomalies(chaos) == anomalies(reference)
