@@ -11,6 +11,7 @@ import json
 from stream_processors.normalize.templating.align import alike, group_text, skeleton
 from stream_processors.normalize.templating.miner import Change, MinerConfig, TemplateMiner
 from stream_processors.normalize.templating.offline import OFFLINE_CONFIG, templates_offline
+from stream_processors.normalize.templating.registry import REGISTRY_FORMAT, TemplateRegistry
 
 OFFLINE = OFFLINE_CONFIG
 
@@ -125,7 +126,7 @@ def test_a_version_1_snapshot_still_loads() -> None:
     v1 = {
         "format": "seismo.templating.miner",
         "version": 1,
-        "similarity": MinerConfig().similarity,
+        "similarity": 0.5,  # the version-1 default; loads under today's settings
         "clusters": [
             {
                 "id": "Tabc",
@@ -141,6 +142,11 @@ def test_a_version_1_snapshot_still_loads() -> None:
     result = miner.add("disk full on /var")
     assert (result.template_id, result.change) == ("Tabc", Change.MATCHED)
     assert json.loads(miner.save_state())["version"] == 2
+    registry = TemplateRegistry()
+    registry.load_state(
+        json.dumps({"format": REGISTRY_FORMAT, "version": 1, "services": {"api": v1}}).encode()
+    )
+    assert registry.add("api", "disk full on /tmp").template_id == "Tabc"
 
 
 def test_offline_rows_report_the_final_template_of_each_line() -> None:

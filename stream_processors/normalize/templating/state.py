@@ -20,7 +20,9 @@ FORMAT = "seismo.templating.miner"
 VERSION = 2
 """Version 2 adds template groups (shapes joined across token counts or words) and
 the words seen at soft-clash positions; version-1 snapshots still load (each shape
-its own template, no words seen), and registry snapshots of either version too."""
+its own template, no words seen), whatever similarity they were taken with (the
+default changed with version 2; their templates carry on under today's settings),
+and registry snapshots of either version too."""
 VERSIONS = (1, 2)
 
 
@@ -71,9 +73,10 @@ def restore(miner: TemplateMiner, data: dict[str, Any]) -> list[Cluster]:
     if version not in VERSIONS:
         raise InvalidState(f"unsupported snapshot version {version!r}")
     config = miner.config
-    wanted: dict[str, float | bool | None] = {"similarity": config.similarity}
-    if version >= 2:
+    wanted: dict[str, float | bool | None] = {}
+    if version >= 2:  # a version-1 snapshot is migrated: its templates, today's settings
         wanted.update(
+            similarity=config.similarity,
             value_after=config.value_after,
             join_similarity=config.join_similarity,
             merge_live=config.merge_live,
