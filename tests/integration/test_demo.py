@@ -30,7 +30,7 @@ def test_demo_clean_up_removes_the_runs_topics_redis_keys_and_logs(seismo_env: E
     from confluent_kafka.cimpl import NewTopic
 
     from seismo.demo import remove_demo_leftovers
-    from seismo.topics import ensure_topics
+    from seismo.topics import ensure_topics, topic_specs
 
     settings = seismo_env.settings
     ensure_topics(settings)
@@ -48,7 +48,8 @@ def test_demo_clean_up_removes_the_runs_topics_redis_keys_and_logs(seismo_env: E
     admin.create_topics([NewTopic(bystander, 1, 1)])[bystander].result(30)
     try:
         removed = remove_demo_leftovers(settings, re.escape(settings.topic_prefix), marker, logs)
-        assert removed == f"6 topics, 1 consumer group, 1 Redis key, the log folder {logs}"
+        topics = len(topic_specs(settings))
+        assert removed == f"{topics} topics, 1 consumer group, 1 Redis key, the log folder {logs}"
         groups = {g.group_id for g in admin.list_consumer_groups().result(15).valid}
         assert f"{marker}-normalize" not in groups
         left = [t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.topic_prefix)]

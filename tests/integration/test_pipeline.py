@@ -10,8 +10,10 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp import Client
 
+from mcp_gateway.auth.keys import KeyStore
+from mcp_gateway.auth.roles import Role
+from mcp_gateway.client import gateway_client
 from schemas.codec import codec_for
 from schemas.models import DeadLetter, Event
 from tests.kafka_utils import Env, free_port, read_topic, stop, wait_for, wait_healthy, wait_worker_done
@@ -89,16 +91,23 @@ def _valid(text: str) -> bool:
     return "timestamp" in d and d.get("severity") != "loud"
 
 
+KEYS: dict[str, str] = {}  # the viewer key of each running gateway, by its URL
+
+
 async def list_over_http(url: str, **args: Any) -> list[dict[str, Any]]:
+    """Every incident the gateway lists (pages of 2), each in full from get_incident."""
     out: list[dict[str, Any]] = []
     cursor = None
-    async with Client(url) as client:
+    async with gateway_client(url, KEYS[url]) as client:
         while True:
             res = await client.call_tool("list_incidents", {**args, "limit": 2, "cursor": cursor})
             assert not res.is_error, res.content
             data = res.structured_content
             assert isinstance(data, dict)
-            out += data["incidents"]
+            for brief in data["incidents"]:
+                full = await client.call_tool("get_incident", {"id": brief["id"], "max_items": 100})
+                assert not full.is_error and isinstance(full.structured_content, dict), full.content
+                out.append(full.structured_content)
             cursor = data["next_cursor"]
             if cursor is None:
                 return out
@@ -110,12 +119,16 @@ def evidence_sets(incidents: list[dict[str, Any]]) -> list[frozenset[str]]:
 
 @pytest.fixture
 def pipeline(seismo_env: Env) -> Any:
+    keys = seismo_env.state_dir / "keys.json"
+    seismo_env.extra["SEISMO_GATEWAY_KEYS_FILE"] = str(keys)
     worker = seismo_env.spawn("worker", log_name="worker")
     port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    KEYS[url] = KeyStore(keys).create("pipeline-test", Role.VIEWER)[1]
     gateway = seismo_env.spawn("gateway", "--port", str(port), log_name="gateway")
     try:
         wait_healthy(f"http://127.0.0.1:{port}/healthz", gateway)
-        yield worker, f"http://127.0.0.1:{port}/mcp"
+        yield worker, url
     finally:
         stop(worker)
         stop(gateway)
