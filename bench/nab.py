@@ -1,172 +1,138 @@
-"""NAB standard-profile score of ``models.series`` (Numenta Anomaly Benchmark rules).
+"""NAB standard-profile score of ``models.series``, in-sample and leave-one-category-out.
 
-Usage: ``python bench/nab.py --data ../shared/data/nab [--jobs 2]``
+Usage: ``python bench/nab.py --data ../shared/data/nab [--jobs 2] [--write-docs docs/benchmarks.md]``
 
-Scoring follows numenta/NAB ``nab/sweeper.py``: windows from
-``labels/combined_windows.json``; the probationary period is
-``min(floor(0.15 * n), 0.15 * 5000)`` rows and is ignored; inside a window a
-detection is worth ``scaledSigmoid(-(right - i + 1) / width) / scaledSigmoid(-1)``
-and only the best (earliest) one per window counts; a missed window costs
-``fnWeight``; a detection outside every window costs
-``fpWeight * scaledSigmoid(distance past the previous window / (width - 1))``
-(``-fpWeight`` before the first window).  Scores are summed over files and
-normalised as in ``nab/runner.py``: ``100 * (raw - null) / (perfect - null)``
-with ``perfect = windows * tpWeight`` and ``null`` the null detector's best score.
-The threshold is chosen once for the whole corpus (sweep over every score value).
+Every series is scored once by the metric detector (featurizer + ensemble), recording
+the undamped ensemble score and each member's calibrated score; decision rules are then
+replayed over those records (``bench/nab_loco.py``).  Printed, per category and for
+all files pooled (scoring rules in ``bench/nab_scoring.py``):
+
+* **in-sample**: the shipped rule (``models.series.default_ensemble``) and the single
+  best threshold over the reported score, both measured on the data they were chosen on;
+* **LOCO**: for each category, the rule and the threshold chosen on the other
+  categories only, measured on it; the headline is the mean over the held-out
+  categories that have windows, and all files pooled with their folds' choices;
+* **AUC-ROC / AUC-PR** of each member's calibrated score and of the ensemble's score,
+  rows after NAB's probation, a row inside a labelled window being positive.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
-from collections import defaultdict
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
-from models.series import parse_timestamp, read_series_csv, score_series
+from detector_metrics import ranking, write_section
+from nab_loco import GRID, Fold, Replayer, Series, describe, leave_one_category_out, pooled
+from nab_scoring import sweep
 
-TP_WEIGHT, FP_WEIGHT, FN_WEIGHT = 1.0, 0.11, 1.0  # NAB "standard" profile
-PROBATION_PERCENT = 0.15
+from models.decision import DecisionParams
+from models.ensemble import Ensemble
+from models.features import MetricFeaturizer
+from models.series import default_ensemble, parse_timestamp, read_series_csv
 
-
-@dataclass(frozen=True)
-class SweepPoint:
-    """One scorable row: its anomaly score, weighted sweep score and window name."""
-
-    score: float
-    sweep: float
-    window: str | None
+ENSEMBLES: dict[str, Callable[[int], Ensemble]] = {"default": default_ensemble}
+ENSEMBLE_SCORE = "ensemble"
 
 
-@dataclass(frozen=True)
-class FileResult:
-    category: str
-    name: str
-    points: tuple[SweepPoint, ...]
-    decisions: tuple[SweepPoint, ...]
-    windows: int
-
-
-def scaled_sigmoid(position: float) -> float:
-    if position >= 3.0:
-        return -1.0
-    return 2.0 / (1.0 + math.exp(5.0 * position)) - 1.0
-
-
-def sweep(
-    stamps: list[datetime], scores: list[float], windows: list[tuple[datetime, datetime]], name: str
-) -> list[SweepPoint]:
-    """``Sweeper.calcSweepScore`` minus the probationary rows."""
-    n = len(stamps)
-    probation = min(math.floor(PROBATION_PERCENT * n), PROBATION_PERCENT * 5000)
-    spans = []  # (left index, right index) of each window, NAB-style inclusive limits
-    for start, end in windows:
-        inside = [i for i, t in enumerate(stamps) if start <= t <= end]
-        if inside:
-            spans.append((inside[0], inside[-1]))
-    max_tp = scaled_sigmoid(-1.0)
-    out: list[SweepPoint] = []
-    span_idx, prev_right, prev_width = 0, -1, 0.0
-    for i, score in enumerate(scores):
-        current = spans[span_idx] if span_idx < len(spans) else None
-        window: str | None = None
-        if current is not None and current[0] <= i <= current[1]:
-            width = float(current[1] - current[0] + 1)
-            window = f"{name}|{current[0]}"
-            weighted = scaled_sigmoid(-(current[1] - i + 1) / width) * TP_WEIGHT / max_tp
-            if i == current[1]:
-                span_idx, prev_right, prev_width = span_idx + 1, current[1], width
-        else:
-            past = 3.0 if prev_right < 0 else abs(prev_right - i) / (prev_width - 1.0)
-            weighted = scaled_sigmoid(past) * FP_WEIGHT
-        if i >= probation:
-            out.append(SweepPoint(score, weighted, window))
-    return out
-
-
-def score_by_threshold(points: list[SweepPoint]) -> list[tuple[float, float]]:
-    """``Sweeper.calcScoreByThreshold``: (threshold, raw score) for every threshold."""
-    ranked = sorted(points, key=lambda p: p.score, reverse=True)
-    parts: dict[str, float] = {"fp": 0.0}
-    for p in ranked:
-        if p.window is not None:
-            parts[p.window] = -FN_WEIGHT
-    out: list[tuple[float, float]] = []
-    threshold = 1.1
-    total = sum(parts.values())
-    for p in ranked:
-        if p.score != threshold:
-            out.append((threshold, total))
-            threshold = p.score
-        if p.window is None:
-            parts["fp"] += p.sweep
-            total += p.sweep
-        elif p.sweep > parts[p.window]:
-            total += p.sweep - parts[p.window]
-            parts[p.window] = p.sweep
-    out.append((threshold, total))
-    return out
-
-
-def score_at(points: list[SweepPoint], threshold: float) -> float:
-    """``Sweeper.scoreDataSet``: the raw score when ``score >= threshold`` is a detection."""
-    rows = score_by_threshold(points)
-    previous = rows[0]
-    for row in rows:
-        if row[0] == threshold:
-            return row[1]
-        if row[0] < threshold:
-            return previous[1]
-        previous = row
-    return rows[-1][1]
-
-
-def run_file(args: tuple[Path, str, list[tuple[str, str]]]) -> FileResult:
-    path, category, limits = args
+def run_file(args: tuple[Path, str, list[tuple[str, str]], str]) -> Series:
+    path, category, limits, ensemble = args
     rows = read_series_csv(path)
     stamps = [t for t, _ in rows]
     windows = [(parse_timestamp(a), parse_timestamp(b)) for a, b in limits]
-    scored = list(score_series(rows))
+    featurizer, model = MetricFeaturizer(), ENSEMBLES[ensemble](0)
+    scores: list[float] = []
+    members: dict[str, list[float]] = {name: [] for name in model.members}
+    for stamp, value in rows:
+        verdict = model.process_one(featurizer.transform_one(stamp, value))
+        scores.append(verdict.undamped)
+        for name, column in members.items():
+            column.append(verdict.members[name])
     name = f"{category}/{path.name}"
-    points = sweep(stamps, [p.score for p in scored], windows, name)
-    decisions = sweep(stamps, [1.0 if p.is_anomaly else 0.0 for p in scored], windows, name)
-    return FileResult(category, name, tuple(points), tuple(decisions), len(limits))
+    frame = sweep(stamps, [0.0] * len(stamps), windows, name)
+    columns = {k: tuple(v) for k, v in members.items()}
+    return Series(category, name, len(limits), tuple(scores), columns, tuple(frame))
 
 
-def null_score(results: list[FileResult]) -> float:
-    """The null detector (constant score) at its best threshold."""
-    flat = [SweepPoint(0.5, p.sweep, p.window) for r in results for p in r.points]
-    return max(s for _, s in score_by_threshold(flat)) if flat else 0.0
+def cell(value: float | None, raw: float) -> str:
+    return f"raw {raw:+.2f}" if value is None else f"{value:.2f}"
 
 
-def normalized(raw: float, results: list[FileResult]) -> float | None:
-    perfect = sum(r.windows for r in results) * TP_WEIGHT
-    base = null_score(results)
-    return None if perfect == base else 100.0 * (raw - base) / (perfect - base)
+def mean(values: Sequence[float | None]) -> str:
+    clean = [v for v in values if v is not None]
+    return f"{sum(clean) / len(clean):.2f}" if clean else "—"
 
 
-def describe(result: FileResult, threshold: float) -> str:
-    """One diagnostic line: raw scores, and detections inside/outside windows."""
-    fired = [p for p in result.decisions if p.score >= 1.0]
-    hits = sorted({p.window for p in fired if p.window is not None})
-    false = sum(1 for p in fired if p.window is None)
-    own = score_at(list(result.decisions), 1.0)
-    best = score_at(list(result.points), threshold)
-    return (
-        f"  {result.name:<62} own {own:+6.2f} best {best:+6.2f} "
-        f"windows {len(hits)}/{result.windows} fp {false}"
+def score_table(replayer: Replayer, folds: Sequence[Fold], shipped: DecisionParams, threshold: float) -> str:
+    """Markdown table: in-sample (shipped rule, corpus-best threshold) beside LOCO, per category."""
+    lines = [
+        "| category | windows | in-sample own | in-sample best threshold | LOCO own | LOCO best threshold |",
+        "|---|---|---|---|---|---|",
+    ]
+    inside_with, held_with = [], []
+    for fold in folds:
+        group = tuple(i for i, s in enumerate(replayer.series) if s.category == fold.category)
+        inside, held = replayer.outcome(group, shipped, threshold), fold.outcome
+        windows = sum(replayer.series[i].windows for i in group)
+        lines.append(
+            f"| {fold.category} | {windows} | {cell(inside.own, inside.own_raw)} | "
+            f"{cell(inside.best, inside.best_raw)} | {cell(held.own, held.own_raw)} | "
+            f"{cell(held.best, held.best_raw)} |"
+        )
+        if windows:
+            inside_with.append(inside)
+            held_with.append(held)
+    everything = tuple(range(len(replayer.series)))
+    inside, held = replayer.outcome(everything, shipped, threshold), pooled(replayer, folds)
+    windows = sum(s.windows for s in replayer.series)
+    lines.append(
+        f"| all files pooled | {windows} | **{cell(inside.own, inside.own_raw)}** | "
+        f"{cell(inside.best, inside.best_raw)} | **{cell(held.own, held.own_raw)}** | "
+        f"{cell(held.best, held.best_raw)} |"
     )
+    lines.append(
+        f"| mean of categories with windows | | {mean([o.own for o in inside_with])} | "
+        f"{mean([o.best for o in inside_with])} | **{mean([o.own for o in held_with])}** | "
+        f"{mean([o.best for o in held_with])} |"
+    )
+    return "\n".join(lines)
+
+
+def auc_table(series: Sequence[Series], replayer: Replayer, shipped: DecisionParams) -> str:
+    """Markdown table: AUC-ROC / AUC-PR per member and ensemble, per category with windows and pooled."""
+    categories = sorted({s.category for s in series if s.windows})
+    groups = [(c, [i for i, s in enumerate(series) if s.category == c]) for c in categories]
+    groups.append(("all", list(range(len(series)))))
+    head = " | ".join(f"{c} ROC | {c} PR" for c, _ in groups)
+    lines = [f"| score | {head} |", "|---|" + "---|" * (2 * len(groups))]
+    names = [*series[0].members, ENSEMBLE_SCORE, "reported"]
+    for name in names:
+        cells: list[str] = []
+        for _, group in groups:
+            labels: list[bool] = []
+            scores: list[float] = []
+            for i in group:
+                s = series[i]
+                labels.extend(s.labels())
+                if name == "reported":
+                    scores.extend(p.score for p in replayer.points(i, shipped))
+                else:
+                    column = s.scores if name == ENSEMBLE_SCORE else s.members[name]
+                    scores.extend(column[s.offset :])
+            cells.extend(ranking(labels, scores).cells())
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--data", type=Path, required=True, help="NAB root (data/, labels/)")
     parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--verbose", action="store_true", help="also print one line per file")
+    parser.add_argument("--ensemble", choices=sorted(ENSEMBLES), default="default")
+    parser.add_argument("--write-docs", type=Path, help="write the tables into this Markdown file")
     args = parser.parse_args(argv)
     labels: dict[str, list[tuple[str, str]]] = json.loads(
         (args.data / "labels" / "combined_windows.json").read_text()
@@ -175,32 +141,52 @@ def main(argv: list[str] | None = None) -> int:
     for csv_path in sorted((args.data / "data").glob("*/*.csv")):
         key = f"{csv_path.parent.name}/{csv_path.name}"
         if key in labels:
-            tasks.append((csv_path, csv_path.parent.name, labels[key]))
+            tasks.append((csv_path, csv_path.parent.name, labels[key], args.ensemble))
     if not tasks:
         print(f"no labelled series under {args.data}", file=sys.stderr)
         return 1
     with ProcessPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
-        results = list(pool.map(run_file, tasks))
-    corpus = [p for r in results for p in r.points]
-    best_threshold, _ = max(score_by_threshold(corpus), key=lambda row: row[1])
-    by_category: dict[str, list[FileResult]] = defaultdict(list)
-    for r in results:
-        by_category[r.category].append(r)
-    if args.verbose:
-        for r in results:
-            print(describe(r, best_threshold))
-    groups = [*sorted(by_category.items()), ("ALL", results)]
-    print(f"NAB standard profile, {len(results)} files, best threshold {best_threshold:.6f}")
-    print(f"{'category':<28}{'windows':>8}{'own is_anomaly':>16}{'best threshold':>16}")
-    for category, group in groups:
-        own = sum(score_at(list(r.decisions), 1.0) for r in group)
-        best = sum(score_at(list(r.points), best_threshold) for r in group)
-        cells = []
-        for raw in (own, best):
-            norm = normalized(raw, group)
-            cells.append(f"raw {raw:+.2f}" if norm is None else f"{norm:.2f}")
-        windows = sum(r.windows for r in group)
-        print(f"{category:<28}{windows:>8}{cells[0]:>16}{cells[1]:>16}")
+        series = list(pool.map(run_file, tasks))
+    replayer = Replayer(series)
+    shipped = ENSEMBLES[args.ensemble](0).decision_params
+    everything = tuple(range(len(series)))
+    threshold = replayer.best_threshold(everything, shipped)
+    folds = leave_one_category_out(replayer)
+    chosen = replayer.choose(everything)
+    notes = [
+        f"{len(series)} files; ensemble `{args.ensemble}`: members "
+        + ", ".join(f"`{m}`" for m in series[0].members),
+        f"shipped rule: {describe(shipped)}; chosen on all categories: {describe(chosen)}"
+        + (" (the same)" if chosen == shipped else " (differs: update models.series)"),
+        f"in-sample best threshold {threshold:.6f}; {len(GRID)} candidate rules",
+        *(f"held out {f.category}: rule {describe(f.params)}, threshold {f.threshold:.6f}" for f in folds),
+    ]
+    scores, aucs = score_table(replayer, folds, shipped, threshold), auc_table(series, replayer, shipped)
+    print("NAB standard profile")
+    print("\n".join(notes))
+    print(scores)
+    print("AUC over rows after probation (inside a window = positive), pooled over files")
+    print(aucs)
+    if args.write_docs:
+        body = [
+            "### NAB: standard profile, in-sample and leave-one-category-out",
+            "",
+            f"Generated by `python bench/nab.py --data ../shared/data/nab --write-docs {args.write_docs}`. "
+            "*own*: the detector's own decisions (`is_anomaly`); *best threshold*: one threshold over "
+            "the reported score for all files; *LOCO*: rule and threshold chosen on the other "
+            "categories, measured on this one.",
+            "",
+            *(f"- {n}" for n in notes),
+            "",
+            scores,
+            "",
+            "AUC-ROC / AUC-PR of each score over the rows after NAB's probation (a row inside a "
+            "labelled window is positive), pooled over the files of each group. Members: calibrated "
+            "likelihoods; *ensemble*: undamped; *reported*: damped during a cooldown.",
+            "",
+            aucs,
+        ]
+        write_section(args.write_docs, "detectors-nab", "\n".join(body))
     return 0
 
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 from models.base import Detector, Features
-from models.quantile import Calibrator, QuantileFilter
-from models.state import DataState, Document, StateError, integer, text_keys
+from models.decision import DecisionParams, ThresholdDecision
+from models.quantile import Calibrator
+from models.state import DataState, Document, StateError, text_keys
 
 Combine = Literal["max", "mean"]
 """How calibrated member scores combine: weighted max (any strong member) or mean."""
@@ -49,7 +50,9 @@ class Explanation:
 class Verdict:
     """The ensemble's decision for one point; ``explanation`` is set for anomalies.
 
-    ``score`` is the calibrated ensemble score in [0, 1], damped during a cooldown.
+    ``score`` is the calibrated ensemble score in [0, 1], damped during a cooldown;
+    ``undamped`` is the same score before damping and ``members`` each member's
+    calibrated score (what ``bench/nab.py`` replays and ranks).
     """
 
     score: float
@@ -57,19 +60,18 @@ class Verdict:
     is_anomaly: bool
     in_probation: bool
     explanation: Explanation | None = field(default=None)
+    undamped: float = 0.0
+    members: Mapping[str, float] = field(default_factory=dict)
 
 
 class Ensemble(DataState):
     """Weighted mean of calibrated member scores, in [0, 1], with online decisions.
 
     ``process_one`` scores a point, decides, then learns it (prequential order).
-    The decision threshold is ``max(min_threshold, margin * Q_q)`` where ``Q_q`` is
-    the ``quantile`` of this signal's own past scores (a quantile filter), so every
-    signal gets its own threshold.  No point is flagged during the first
-    ``probation`` points, and after a flag the next ``cooldown`` points are not
-    flagged again (one incident, one alert); their reported score is multiplied
-    by ``cooldown_damping`` so that a single global threshold over the score
-    also sees one alert per incident.  The threshold filter learns undamped scores.
+    The decision is :class:`models.decision.ThresholdDecision`: threshold
+    ``max(min_threshold, margin * Q_q)`` over the ``quantile`` of this signal's own
+    past scores, ``probation``, and a ``cooldown`` whose reported scores are
+    multiplied by ``cooldown_damping``.
     """
 
     def __init__(
@@ -97,9 +99,10 @@ class Ensemble(DataState):
         self.cooldown_damping = cooldown_damping
         self.seed = seed
         self._calibrators = {name: Calibrator() for name in self.members}
-        self._filter = QuantileFilter(q=quantile, window=quantile_window, default=1.0)
-        self._seen = 0
-        self._quiet_until = 0
+        self.decision_params = DecisionParams(
+            quantile, quantile_window, margin, min_threshold, probation, cooldown, cooldown_damping
+        )
+        self._decision = ThresholdDecision(self.decision_params)
 
     STATE_FORMAT = "seismo.ensemble"
 
@@ -107,9 +110,7 @@ class Ensemble(DataState):
         return {
             "members": {name: m.detector.to_state() for name, m in self.members.items()},
             "calibrators": {name: c.to_state() for name, c in self._calibrators.items()},
-            "filter": self._filter.to_state(),
-            "seen": self._seen,
-            "quiet_until": self._quiet_until,
+            **self._decision.fields(),  # "filter", "seen", "quiet_until": the layout of version 1
         }
 
     def _load_state(self, state: Document) -> None:
@@ -120,9 +121,7 @@ class Ensemble(DataState):
         for name, member in self.members.items():
             member.detector.from_state(members[name])
             self._calibrators[name].from_state(calibrators[name])
-        self._filter.from_state(state["filter"])
-        self._seen = integer(state["seen"])
-        self._quiet_until = integer(state["quiet_until"])
+        self._decision.load_fields(state)
 
     def _raw(self, x: Features) -> dict[str, float]:
         return {name: m.detector.score_one(x) for name, m in self.members.items()}
@@ -150,25 +149,21 @@ class Ensemble(DataState):
             member.detector.learn_one(x)
 
     def threshold(self) -> float:
-        return max(self.min_threshold, self.margin * self._filter.value())
+        return self._decision.threshold()
 
     def process_one(self, x: Features) -> Verdict:
         """Score, decide and learn ``x``; returns the decision with its explanation."""
         raw = self._raw(x)
         score, calibrated = self._combine(raw)
-        threshold = self.threshold()
-        in_probation = self._seen < self.probation
-        quiet = self._seen < self._quiet_until
-        is_anomaly = not in_probation and not quiet and score >= threshold
+        decision = self._decision.decide(score)
         explanation = None
-        if is_anomaly:
-            self._quiet_until = self._seen + 1 + self.cooldown
-            explanation = self._explain(x, calibrated, threshold)
-        self._seen += 1
-        self._filter.update(score)
+        if decision.is_anomaly:
+            explanation = self._explain(x, calibrated, decision.threshold)
         self._learn(x, raw)
-        reported = score * self.cooldown_damping if quiet else score
-        return Verdict(reported, threshold, is_anomaly, in_probation, explanation)
+        return Verdict(
+            decision.reported, decision.threshold, decision.is_anomaly, decision.in_probation,
+            explanation, score, calibrated,
+        )
 
     def _explain(self, x: Features, calibrated: Mapping[str, float], threshold: float) -> Explanation:
         fired = tuple(n for n, c in calibrated.items() if c >= self.members[n].fire_level)
