@@ -13,8 +13,9 @@ Loghub-2.0 evaluator groups them). PA: the fraction of lines whose predicted tem
 (the final template of its group) equals the ground truth after every ``<...>``
 placeholder is read as ``<*>`` and whitespace is normalised.
 Throughput counts parsing only (masking and mining; reading and splitting the file is
-excluded); each parser's best time over ``--repeat`` fresh runs is kept, the two
-parsers' runs interleaved.
+excluded) in process CPU time, so other work on a shared machine does not land on one
+parser; each parser's best time over ``--repeat`` fresh runs is kept, the two parsers'
+runs interleaved.
 
 Usage: python bench/templates.py --data ../shared/data/loghub2k [--systems HDFS Spark]
 """

@@ -56,6 +56,9 @@ class MatchResult(NamedTuple):
         return self.change is Change.NEW
 
 
+_MATCHED = Change.MATCHED
+
+
 @dataclass(frozen=True, slots=True)
 class MinerConfig:
     """Hyper-parameters; the defaults are chosen by leave-one-system-out on Loghub.
@@ -159,8 +162,12 @@ class TemplateMiner:
         text = masked.text
         hit = self._cache.get(text)
         if hit is not None and self._versions[hit[1]] == hit[2]:
-            hit[0].size += 1
-            return self._result(hit[0], Change.MATCHED, masked, None)
+            cluster = hit[0]
+            cluster.size += 1
+            if not cluster.wild_positions:  # the common case, inlined
+                root = cluster.root
+                return MatchResult(root.id, root.text, _MATCHED, masked.params)
+            return self._result(cluster, _MATCHED, masked, None)
         tokens = list(masked.tokens) or [""]
         key = (len(tokens), route(tokens[0]) + " " + (route(tokens[1]) if len(tokens) > 1 else ""))
         leaf = self._leaves.get(key)
