@@ -20,6 +20,7 @@ from mcp_gateway.follower import TopicFollower
 from schemas.codec import codec_for
 from schemas.exceptions import SchemaError
 from schemas.feedback import Feedback
+from seismo.logs import kafka_logging
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class FeedbackLog:
     def _ensure(self) -> Producer:
         if self._producer is not None:
             return self._producer
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 3})
+        admin = AdminClient(kafka_logging({"bootstrap.servers": self.bootstrap, "log_level": 3}))
         try:
             if self.topic not in admin.list_topics(timeout=self.timeout).topics:
                 spec = NewTopic(self.topic, 1, 1, config={"cleanup.policy": "compact"})
@@ -60,14 +61,9 @@ class FeedbackLog:
             raise RecoverableError(
                 f"cannot reach Kafka to record feedback: {exc}; retry shortly", 5.0
             ) from exc
-        self._producer = Producer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "acks": "all",
-                "enable.idempotence": True,
-                "log_level": 3,
-            }
-        )
+        self._producer = Producer(kafka_logging({
+            "bootstrap.servers": self.bootstrap, "acks": "all", "enable.idempotence": True, "log_level": 3,
+        }))
         return self._producer
 
     def verdict(self, incident_id: str) -> Feedback | None:

@@ -14,6 +14,8 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaException
 
+from seismo.logs import kafka_logging
+
 log = logging.getLogger(__name__)
 
 
@@ -22,13 +24,13 @@ class TopicFollower:
 
     def __init__(self, bootstrap: str, topic: str, group_prefix: str, thread_name: str) -> None:
         self.topic = topic
-        self._consumer = Consumer({
+        self._consumer = Consumer(kafka_logging({
             "bootstrap.servers": bootstrap,
             "group.id": f"{group_prefix}-{uuid.uuid4().hex}",  # never commits; just a name
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "log_level": 3,
-        })
+        }))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
 
