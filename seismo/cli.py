@@ -110,7 +110,20 @@ def gateway(
     h, p = host or s.gateway_host, port or s.gateway_port
     if mode != "stdio":
         _require_free_port(h, p)
-        err.print(f"MCP endpoint: http://{h}:{p}/mcp  (health: http://{h}:{p}/healthz)", highlight=False)
+        from mcp_gateway.settings import GatewaySettings
+
+        gs = GatewaySettings()
+        for var, path in (("SEISMO_GATEWAY_TLS_CERT", gs.tls_cert), ("SEISMO_GATEWAY_TLS_KEY", gs.tls_key)):
+            if path is not None and not path.is_file():
+                raise fail(f"{var}={path}: no such file; point it at a PEM file, or unset both "
+                           "SEISMO_GATEWAY_TLS_CERT and SEISMO_GATEWAY_TLS_KEY to serve plain HTTP",
+                           EXIT_USAGE)
+        if (gs.tls_cert is None) != (gs.tls_key is None):
+            raise fail("TLS needs both SEISMO_GATEWAY_TLS_CERT and SEISMO_GATEWAY_TLS_KEY; set the other one "
+                       "or unset both", EXIT_USAGE)
+        scheme = "https" if gs.tls_cert is not None else "http"
+        err.print(f"MCP endpoint: {scheme}://{h}:{p}/mcp  (health: {scheme}://{h}:{p}/healthz)",
+                  highlight=False)
     from mcp_gateway.app import run_gateway
 
     run_gateway(s, mode, h, p)

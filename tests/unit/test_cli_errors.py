@@ -186,6 +186,17 @@ def test_a_port_out_of_range_exits_2_naming_it(command: str) -> None:
     assert_one_error(invoke(command, "--port", "70000"), 2, "--port 70000 is not a TCP port", "1 to 65535")
 
 
+def test_a_missing_tls_file_of_the_gateway_exits_2_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SEISMO_GATEWAY_TLS_CERT", str(tmp_path / "nope.pem"))
+    monkeypatch.setenv("SEISMO_GATEWAY_TLS_KEY", str(tmp_path / "nope.key"))
+    assert_one_error(invoke("gateway", "--port", "28914"), 2, "SEISMO_GATEWAY_TLS_CERT=", "no such file")
+    (tmp_path / "nope.pem").write_text("x", "utf-8")
+    monkeypatch.delenv("SEISMO_GATEWAY_TLS_KEY")
+    assert_one_error(invoke("gateway", "--port", "28914"), 2, "TLS needs both", "SEISMO_GATEWAY_TLS_KEY")
+
+
 @pytest.fixture
 def busy_port() -> Iterator[int]:
     with socket.socket() as held:
