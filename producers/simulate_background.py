@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from producers.scenarios.traces import background_traces
 from producers.simulate_world import REGION, World, draft, k8s_entity
 
 RESOURCES = ("items", "orders", "carts", "sessions", "profiles", "invoices", "quotes", "events")
 ERRORS_PER_SERVICE_HOUR = 0.15
+DEPLOYS_PER_SERVICE_HOUR = 0.33
 WARNING_SHARE = 0.03
 
 
@@ -111,6 +113,19 @@ def _logs(world: World, rng: random.Random, service: str, minute: datetime) -> l
     return out
 
 
+def _routine_deploys(world: World, rng: random.Random, minute: datetime) -> list[dict[str, Any]]:
+    """Healthy rollouts (about one per service every three hours): "what changed" is not always the cause."""
+    out = []
+    for service in world.services:
+        if rng.random() < DEPLOYS_PER_SERVICE_HOUR / 60:
+            version = f"1.{rng.randint(0, 30)}.{rng.randint(0, 9)}"
+            ts = minute + timedelta(milliseconds=rng.randint(0, 59_999))
+            out.append(draft(ts, source="grafana", kind="deploy", service=service, severity="info",
+                             entity={"release": f"{service}@{version}"},
+                             message=f"Deployed {service} {version} by ci-bot"))
+    return out
+
+
 def _metric_point(
     world: World, spec: MetricSpec, service: str, base: float, ts: datetime, factor: float, noise: float
 ) -> dict[str, Any]:
@@ -135,8 +150,11 @@ def background(
     specs = {s: METRICS + ((DB_METRIC,) if s in world.databases else ()) for s in world.services}
     bases = {(s, m.name): rng.uniform(m.low, m.high) for s in world.services for m in specs[s]}
     out: list[tuple[dict[str, Any], str | None]] = []
+    extra = random.Random(rng.getrandbits(64))  # traces and routine deploys: their own stream
     for m in range(minutes):
         minute = start + timedelta(minutes=m)
+        out.extend((d, None) for d in background_traces(world, extra, minute))
+        out.extend((d, None) for d in _routine_deploys(world, extra, minute))
         for i, service in enumerate(world.services):
             out.extend((d, None) for d in _logs(world, rng, service, minute))
             ts = minute + timedelta(seconds=i % 60)

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from producers.scenarios.traces import error_trace
 from producers.simulate_background import MetricEffect
 from producers.simulate_world import REGION, World, draft, jitter, k8s_entity, pod
 
@@ -48,6 +49,15 @@ def _at(f: Fault, rng: random.Random, low_s: float, high_s: float) -> datetime:
     return f.onset + jitter(rng, low_s, high_s)
 
 
+def traced(world: World, rng: random.Random, d: dict[str, Any], root: str, caller: str | None
+           ) -> list[dict[str, Any]]:
+    """``d`` with the trace id of one failing request, plus that request's errored spans."""
+    ts = datetime.fromisoformat(d["timestamp"].replace("Z", "+00:00"))
+    trace_id, spans = error_trace(world, rng, ts, root, caller, d["message"])
+    d["attributes"] = {**d["attributes"], "trace_id": trace_id}
+    return [d, *spans]
+
+
 def _effect(f: Fault, service: str, metric: str, span: tuple[float, float], factors: tuple[float, float]
             ) -> MetricEffect:
     return MetricEffect(f.incident_id, service, metric, f.onset + timedelta(seconds=span[0]),
@@ -65,10 +75,11 @@ def bad_deploy(world: World, rng: random.Random, f: Fault) -> Injection:
                      entity=new, message=f"Scaled up replica set {new['pod'].rsplit('-', 1)[0]} to 3"))
     t = _at(f, rng, 40, 90)
     field = rng.choice(("currency", "customer_id", "locale"))
-    for _ in range(rng.randint(8, 16)):
-        out.append(draft(t, source="sentry", kind="error", service=svc, severity="error",
-                         entity={"project": svc, **release}, attributes={"level": "error"},
-                         message=f"KeyError: '{field}' in {svc}/api/handlers.py:88 in handle()"))
+    for i in range(rng.randint(8, 16)):
+        error = draft(t, source="sentry", kind="error", service=svc, severity="error",
+                      entity={"project": svc, **release}, attributes={"level": "error"},
+                      message=f"KeyError: '{field}' in {svc}/api/handlers.py:88 in handle()")
+        out.extend(traced(world, rng, error, svc, None) if i % 3 == 0 else [error])
         t += jitter(rng, 4, 20)
     for restarts in range(2, 2 + rng.randint(2, 3)):
         out.append(draft(_at(f, rng, 120, 200), source="kubernetes", kind="event", service=svc,
@@ -82,9 +93,10 @@ def bad_deploy(world: World, rng: random.Random, f: Fault) -> Injection:
                      attributes={"state": "firing"},
                      message=f"[FIRING:1] {svc} HighErrorRate: 5xx ratio {rng.uniform(8, 30):.1f}% > 2%"))
     for caller in world.callers(svc)[:2]:
-        out.append(draft(_at(f, rng, 100, 220), source="kubernetes", kind="log", service=caller,
-                         severity="error", entity=k8s_entity(world, caller),
-                         message=f"upstream {svc} returned 503 for POST /api/{svc}/orders"))
+        out.extend(traced(world, rng, draft(
+            _at(f, rng, 100, 220), source="kubernetes", kind="log", service=caller, severity="error",
+            entity=k8s_entity(world, caller), message=f"upstream {svc} returned 503 for POST /api/{svc}/orders"),
+            svc, caller))
     rollback = rng.uniform(12, 18) * MIN
     out.append(draft(_at(f, rng, rollback, rollback), source="grafana", kind="deploy", service=svc,
                      severity="info", entity=release, message=f"Rolled back {svc} from {version} by on-call"))
@@ -96,6 +108,10 @@ def db_exhaustion(world: World, rng: random.Random, f: Fault) -> Injection:
     """Pool exhaustion at the root, its DB alarm, then timeouts and open breakers in its callers."""
     svc, db = f.root, world.databases.get(f.root, f"{f.root}-db")
     out, t = [], f.onset
+    if rng.random() < 0.5:  # a config change shortly before: "what changed"
+        out.append(draft(_at(f, rng, -300, -90), source="kubernetes", kind="event", service=svc, severity="info",
+                         entity=k8s_entity(world, svc),
+                         message=f"ConfigMap prod/{svc}-config updated: pool.max_size 40 -> 20 (config change)"))
     for i in range(rng.randint(6, 12)):
         out.append(draft(t, source="kubernetes", kind="log", service=svc, severity="error",
                          entity=k8s_entity(world, svc),
@@ -110,9 +126,10 @@ def db_exhaustion(world: World, rng: random.Random, f: Fault) -> Injection:
                _effect(f, svc, "latency_p95_ms", (0, 12 * MIN), (3.0, 2.0))]
     for caller in world.callers(svc):
         for _ in range(rng.randint(3, 6)):
-            out.append(draft(_at(f, rng, 90, 300), source="sentry", kind="error", service=caller,
-                             severity="error", entity={"project": caller}, attributes={"level": "error"},
-                             message=f"TimeoutError: upstream {svc} did not respond within 5000ms"))
+            out.extend(traced(world, rng, draft(
+                _at(f, rng, 90, 300), source="sentry", kind="error", service=caller, severity="error",
+                entity={"project": caller}, attributes={"level": "error"},
+                message=f"TimeoutError: upstream {svc} did not respond within 5000ms"), svc, caller))
         out.append(draft(_at(f, rng, 150, 320), source="kubernetes", kind="log", service=caller,
                          severity="warning", entity=k8s_entity(world, caller),
                          message=f"circuit breaker OPEN for {svc} after 20 consecutive failures"))
@@ -157,10 +174,11 @@ def cert_expiry(world: World, rng: random.Random, f: Fault) -> Injection:
     expiry = rng.uniform(4, 8) * MIN
     for caller in world.callers(svc) or (svc,):
         for _ in range(rng.randint(4, 8)):
-            out.append(draft(_at(f, rng, expiry, expiry + 4 * MIN), source="sentry", kind="error",
-                             service=caller, severity="error", entity={"project": caller},
-                             message=f"SSLError: certificate verify failed: certificate has expired "
-                                     f"calling https://{svc}.prod.svc:8443", attributes={"level": "error"}))
+            error = draft(_at(f, rng, expiry, expiry + 4 * MIN), source="sentry", kind="error",
+                          service=caller, severity="error", entity={"project": caller},
+                          message=f"SSLError: certificate verify failed: certificate has expired "
+                                  f"calling https://{svc}.prod.svc:8443", attributes={"level": "error"})
+            out.extend(traced(world, rng, error, svc, caller) if caller != svc else [error])
     out.append(draft(_at(f, rng, expiry + 60, expiry + 120), source="grafana", kind="alert", service=svc,
                      severity="error", attributes={"state": "firing"},
                      message=f"[FIRING:1] BlackboxProbeFailed https://{svc}.prod.svc:8443: "
@@ -185,9 +203,10 @@ def memory_leak(world: World, rng: random.Random, f: Fault) -> Injection:
     out.append(draft(_at(f, rng, ramp + 10, ramp + 40), source="kubernetes", kind="event", service=svc,
                      severity="info", entity=k8s_entity(world, svc), message=f"Started container {svc}"))
     for caller in world.callers(svc)[:2]:
-        out.append(draft(_at(f, rng, ramp, ramp + 20), source="sentry", kind="error", service=caller,
-                         severity="error", entity={"project": caller}, attributes={"level": "error"},
-                         message=f"ConnectionResetError: connection reset by peer calling {svc}"))
+        out.extend(traced(world, rng, draft(
+            _at(f, rng, ramp, ramp + 20), source="sentry", kind="error", service=caller, severity="error",
+            entity={"project": caller}, attributes={"level": "error"},
+            message=f"ConnectionResetError: connection reset by peer calling {svc}"), svc, caller))
     return Injection(out, effects, (svc, *world.callers(svc)[:2]))
 
 

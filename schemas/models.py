@@ -175,6 +175,42 @@ class EvidenceRef(BaseModel):
     summary: str = ""
 
 
+class GraphNode(BaseModel):
+    """A node of an incident's correlation graph (a service, or a signal template)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    kind: str
+    service: str
+    weight: float = 0.0
+
+
+class GraphEdge(BaseModel):
+    """A link of an incident's correlation graph, with its kind and confidence."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    target: str
+    kind: str
+    confidence: float
+
+
+class RemediationSuggestion(BaseModel):
+    """A suggested action; Seismo never runs it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    action: str
+    risk: str  # read-only | reversible | destructive
+    command: str
+    preconditions: list[str] = Field(default_factory=list)
+    validation: str = ""
+    success_probability: float = 0.5
+    basis: str = ""
+
+
 class Incident(BaseModel):
     """Latest state of one incident, as published on ``seismo.incidents``."""
 
@@ -195,6 +231,16 @@ class Incident(BaseModel):
     label: str | None = None
     remediation: list[str] = Field(default_factory=list)
     event_count: int = 0
+    summary: str = ""
+    detected_at: datetime | None = None
+    fingerprint: str = ""
+    merged_from: list[str] = Field(default_factory=list)
+    merged_into: str | None = None
+    reopened: int = 0
+    label_quality: float = 0.0
+    graph_nodes: list[GraphNode] = Field(default_factory=list)
+    graph_edges: list[GraphEdge] = Field(default_factory=list)
+    remediation_suggestions: list[RemediationSuggestion] = Field(default_factory=list)
 
     def to_avro(self) -> dict[str, Any]:
         data = self.model_dump(mode="python")

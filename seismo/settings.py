@@ -129,6 +129,23 @@ class Settings(BaseSettings):
         default=600.0, gt=0, description="Event-time quiet period after which an incident resolves."
     )
     max_evidence: int = Field(default=200, ge=1, description="Evidence kept per incident.")
+    correlate_lateness_s: float = Field(
+        default=30.0, ge=0, description="Event-time lateness a signal may have behind its own partition "
+        "before it is ordered at the partition's edge; the correlator waits this long behind the slowest "
+        "partition.",
+    )
+    correlate_lookback_s: float = Field(
+        default=600.0, gt=0, description="How far back an opening incident absorbs the pending signals of "
+        "the services it links to (its onset).",
+    )
+    correlate_reopen_grace_s: float = Field(
+        default=1800.0, ge=0, description="A resolved incident reopens when its service and template return "
+        "within this event-time period.",
+    )
+    correlate_open_alpha: float = Field(
+        default=1e-3, gt=0, lt=1, description="Poisson tail below which a service's burst of error signals "
+        "beats its background rate and opens an incident.",
+    )
     score_window_s: float = Field(
         default=60.0, gt=0, description="Tumbling event-time window of the scorer's counts and error rates."
     )

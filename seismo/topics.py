@@ -25,6 +25,7 @@ class Topics:
     cursors: str
     incidents: str
     dlq: str
+    signals: str = "seismo.signals"  # internal: the correlator's per-partition stage → its global stage
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -36,6 +37,7 @@ class Topics:
             cursors=f"{p}seismo.cursors",
             incidents=f"{p}seismo.incidents",
             dlq=f"{p}seismo.dlq",
+            signals=f"{p}seismo.signals",
         )
 
 
@@ -53,6 +55,8 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(t.cursors, 1, rf, config=compact),
         NewTopic(t.incidents, n, rf, config=compact),
         NewTopic(t.dlq, 1, rf, config={**delete, "retention.ms": str(14 * 24 * 3600 * 1000)}),
+        # one partition: every signal meets the one global correlator (docs/correlation.md)
+        NewTopic(t.signals, 1, rf, config={**delete, "retention.ms": str(3 * 24 * 3600 * 1000)}),
     ]
 
 

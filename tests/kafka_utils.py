@@ -248,10 +248,19 @@ def wait_worker_done(env: Env, worker: subprocess.Popen[Any], total: int, timeou
                 consumed(f"{group}-correlate", enriched, broker),
                 consumed(f"{group}-score", enriched, broker))
 
+    def correlated() -> bool:
+        # the correlator also reads the scorer's anomalies and its own signals topic (one partition, its
+        # global stage): done when both are read to the end, checked in the order the outputs are made
+        broker = env.bootstrap
+        return all(done == end for done, end in (
+            consumed(f"{group}-correlate", env.topic("anomalies"), broker),
+            consumed(f"{group}-correlate", env.topic("signals"), broker)))
+
     def finished() -> bool:
         assert worker.poll() is None, f"the worker exited:\n{env.log_tail(log_name)}"
         (raw, raw_end), *enriched = progress()
-        return raw == raw_end == total and all(done == end >= total - dead_lettered for done, end in enriched)
+        return (raw == raw_end == total
+                and all(done == end >= total - dead_lettered for done, end in enriched) and correlated())
 
     try:
         wait_for(finished, timeout, f"the worker to consume all {total} events", interval=0.5)

@@ -1,36 +1,52 @@
-"""The correlate step on the shared runtime: ``seismo.events.enriched`` → ``seismo.incidents``.
+"""The correlate step on the shared runtime: enriched events and anomalies → ``seismo.incidents``.
 
-Each enriched record is folded into its service's
-:class:`~stream_processors.correlate.logic.ServiceState` (StateStore key
-``correlate:{service}``).  Most events only move the service's watermark, so they are
-read with the plain decoder (a few fields, no validation); an anomalous one is decoded
-and validated in full and goes through :func:`~stream_processors.correlate.logic.apply`.
-Within a batch an incident may change many times: only its last revision is sent
-(keyed by incident id, to the compacted topic), at the end of the batch.  The runtime
-saves the changed states after those sends were acknowledged.
+Two stages in one step (one consumer group), joined by the internal one-partition
+``seismo.signals`` topic (why: docs/decisions.md, "Cross-service correlation"):
+
+1. **per partition** — an enriched record becomes at most one compact signal
+   (:func:`~.signals.from_event`), ordered by its partition's clock
+   (:class:`~.align.PartitionClock`, state ``correlate:clock:{partition}``); an anomaly
+   record becomes an anomaly signal.  Signals go to ``seismo.signals`` (JSON, key
+   ``signals``); at the end of the batch each touched partition's watermark follows as a
+   mark.
+2. **global** — the consumer of ``seismo.signals`` (one partition, so one worker at a
+   time) aligns the partitions (:class:`~.align.Aligner`) and feeds the released signals,
+   in event-time order, to the :class:`~.correlator.Correlator` (state ``correlate:global``).
+   Incidents it changed are built and sent at the end of the batch (latest revision only,
+   keyed by id, to the compacted topic).
+
+The runtime sends every output, then saves the changed states, then commits offsets: a
+crash replays signals whose effect may be saved; the correlator ignores their ids.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from schemas.codec import codec_for
-from schemas.models import Incident
+from schemas.exceptions import SchemaError
 from seismo.settings import Settings
 from seismo.topics import Topics
-from stream_processors.correlate.logic import CorrelateConfig, ServiceState, advance, apply
+from stream_processors.correlate.align import Aligner, PartitionClock
+from stream_processors.correlate.correlator import Correlator, CorrelatorConfig
+from stream_processors.correlate.probe import KafkaProbe, PartitionProbe
+from stream_processors.correlate.publish import build
+from stream_processors.correlate.signals import Signal, from_anomaly, from_event
 from stream_processors.exceptions import InvalidEvent
-from stream_processors.runtime.records import decode_event, decode_plain, key_text
+from stream_processors.runtime.records import decode_plain
 from stream_processors.runtime.step import Output, Record
 
-_ANOMALOUS_SEVERITIES = frozenset({"error", "critical"})
-_ANOMALOUS_KINDS = frozenset({"error", "alert"})
-_PREFIX = len("correlate:")
+GLOBAL = "correlate:global"
+SIGNAL_KEY = b"signals"
+_US = 1_000_000
+PROBE_EVERY_S = 2.0
 
 
-def state_key(service: str) -> str:
-    return f"correlate:{service}"
+def clock_key(partition: int) -> str:
+    return f"correlate:clock:{partition}"
 
 
 class CorrelateAdapter:
@@ -38,74 +54,169 @@ class CorrelateAdapter:
 
     name = "correlate"
 
-    def __init__(self, topics: Topics, cfg: CorrelateConfig) -> None:
-        self.topics = topics
-        self.cfg = cfg
-        self._states: dict[str, ServiceState] = {}
+    def __init__(self, topics: Topics, cfg: CorrelatorConfig, probe: PartitionProbe, lateness_s: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.topics, self.cfg, self.probe = topics, cfg, probe
+        self.lateness_us = int(lateness_s * _US)
+        self._clocks: dict[int, PartitionClock] = {}
+        self._touched: set[int] = set()
         self._dirty: set[str] = set()
-        self._pending: dict[str, Incident] = {}
+        self._aligner: Aligner | None = None
+        self._corr: Correlator | None = None
+        self._pending: set[str] = set()
+        self._absent: set[int] = set()
+        self._probed_at = -1e18
+        self._now = clock
         self._encode = codec_for("incident").encode
+        self._decode_anomaly = codec_for("anomaly").decode_plain
         self._load: Callable[[str], dict[str, Any] | None] = lambda key: None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CorrelateAdapter:
-        cfg = CorrelateConfig(
+        cfg = CorrelatorConfig(
             window_s=settings.correlate_window_s, quiet_s=settings.resolve_quiet_s,
-            max_evidence=settings.max_evidence,
+            lookback_s=settings.correlate_lookback_s, max_evidence=settings.max_evidence,
+            open_alpha=settings.correlate_open_alpha, reopen_grace_s=settings.correlate_reopen_grace_s,
         )
-        return cls(Topics.from_settings(settings), cfg)
+        topics = Topics.from_settings(settings)
+        probe = KafkaProbe(settings.bootstrap, topics.enriched, topics.raw)
+        return cls(topics, cfg, probe, settings.correlate_lateness_s)
 
     @property
     def inputs(self) -> list[str]:
-        return [self.topics.enriched]
+        return [self.topics.enriched, self.topics.anomalies, self.topics.signals]
 
     def attach(self, load: Callable[[str], dict[str, Any] | None]) -> None:
         self._load = load
 
     def state_keys(self, records: list[Record]) -> Iterable[str]:
-        return {state_key(s) for s in {key_text(r.key) for r in records} if s and s not in self._states}
+        keys = set()
+        for r in records:
+            if r.topic == self.topics.enriched and r.partition not in self._clocks:
+                keys.add(clock_key(r.partition))
+            elif r.topic == self.topics.signals and self._corr is None:
+                keys.add(GLOBAL)
+        return keys
 
     def restore(self, saved: dict[str, dict[str, Any]], wanted: set[str]) -> None:
         for key in wanted:
-            self._restore(key[_PREFIX:], saved.get(key))
+            self._restore(key, saved.get(key))
 
-    def _restore(self, service: str, value: dict[str, Any] | None) -> ServiceState:
-        state = self._states[service] = ServiceState.from_json(value) if value else ServiceState(service)
-        return state
+    def _restore(self, key: str, value: dict[str, Any] | None) -> None:
+        if key == GLOBAL:
+            value = value or {}
+            self._aligner = Aligner.from_json(value.get("align", {}))
+            self._corr = Correlator.from_json(value.get("corr", {}), self.cfg)
+        else:
+            self._clocks[int(key.rsplit(":", 1)[1])] = PartitionClock.from_json(value or {})
 
+    # -- records ---------------------------------------------------------------------------------
     def handle(self, record: Record, out: Output) -> None:
+        if record.topic == self.topics.enriched:
+            self._event(record, out)
+        elif record.topic == self.topics.anomalies:
+            self._anomaly(record, out)
+        else:
+            self._signal(record)
+
+    def _event(self, record: Record, out: Output) -> None:
         plain = decode_plain(record.value)
         try:
-            service, ts_us = str(plain["service"]), int(plain["timestamp"])
-            anomalous = plain["severity"] in _ANOMALOUS_SEVERITIES or plain["kind"] in _ANOMALOUS_KINDS
+            sig = from_event(plain)
+            ts_us = int(plain["timestamp"])
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidEvent(f"Event lacks a usable field: {exc!r}", "invalid_event") from None
-        state = self._states.get(service)
-        if state is None:
-            state = self._restore(service, self._load(state_key(service)))
-        if anomalous:
-            after, incidents = apply(state, decode_event(record.value), self.cfg)
+        clock = self._clocks.get(record.partition)
+        if clock is None:
+            self._restore(clock_key(record.partition), self._load(clock_key(record.partition)))
+            clock = self._clocks[record.partition]
+        if sig is None:
+            clock.observe(ts_us)
         else:
-            after, incidents = advance(state, ts_us, self.cfg)
-        if after is not state:
-            self._states[service] = after
-            self._dirty.add(service)
-        for incident in incidents:
-            self._pending.pop(incident.id, None)  # keep the order of last change
-            self._pending[incident.id] = incident
+            order = clock.order_key(ts_us, self.lateness_us)
+            out.emit(self.topics.signals, SIGNAL_KEY,
+                     json.dumps({"o": order, "s": sig.to_json()}, separators=(",", ":")).encode())
+        self._touched.add(record.partition)
         out.saw_event_time(ts_us)
 
+    def _anomaly(self, record: Record, out: Output) -> None:
+        try:
+            sig = from_anomaly(self._decode_anomaly(record.value))
+        except SchemaError as exc:
+            raise InvalidEvent(f"undecodable Anomaly: {exc}", "undecodable") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidEvent(f"Anomaly lacks a usable field: {exc!r}", "invalid_event") from None
+        out.emit(self.topics.signals, SIGNAL_KEY,
+                 json.dumps({"o": sig.ts_us, "s": sig.to_json()}, separators=(",", ":")).encode())
+
+    def _signal(self, record: Record) -> None:
+        if self._corr is None:
+            self._restore(GLOBAL, self._load(GLOBAL))
+        aligner, corr = self._aligner, self._corr
+        assert aligner is not None and corr is not None
+        try:
+            msg = json.loads(record.value)
+            if "p" in msg:
+                aligner.mark(str(msg["p"]), int(msg["w"]))
+                self._release(aligner, corr)
+            else:
+                sig = Signal.from_json(msg["s"])
+                if not aligner.offer(int(msg["o"]), sig.id, msg["s"]):
+                    self._pending |= corr.process(sig)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidEvent(f"unreadable correlator signal: {exc!r}", "invalid_signal") from None
+        self._dirty.add(GLOBAL)
+
+    def _release(self, aligner: Aligner, corr: Correlator) -> None:
+        threshold = aligner.threshold(self._expected(aligner), self.lateness_us)
+        if threshold is None:
+            return
+        for key, raw in aligner.release(threshold):
+            self._pending |= corr.advance(key)  # lifecycle moves with each signal, not with batch edges
+            self._pending |= corr.process(Signal.from_json(raw))
+        self._pending |= corr.advance(threshold)
+
+    def _expected(self, aligner: Aligner) -> set[str]:
+        count = self.probe.partitions()
+        missing = [p for p in range(count) if f"e:{p}" not in aligner.marks and p not in self._absent]
+        if missing and self._now() - self._probed_at >= PROBE_EVERY_S:
+            self._probed_at = self._now()
+            self._absent = {p for p in range(count) if f"e:{p}" not in aligner.marks and self.probe.empty(p)}
+        return {f"e:{p}" for p in range(count) if p not in self._absent or f"e:{p}" in aligner.marks}
+
+    # -- batch end, checkpoint -------------------------------------------------------------------
     def end_batch(self, out: Output) -> None:
-        topic, encode = self.topics.incidents, self._encode
-        for incident in self._pending.values():
-            out.emit(topic, incident.id.encode(), encode(incident.to_avro()))
+        for p in sorted(self._touched):
+            self._dirty.add(clock_key(p))
+            mark = {"p": f"e:{p}", "w": self._clocks[p].watermark_us}
+            out.emit(self.topics.signals, SIGNAL_KEY, json.dumps(mark, separators=(",", ":")).encode())
+        self._touched.clear()
+        if self._pending and self._corr is not None:
+            corr = self._corr
+            for iid in sorted(self._pending):
+                inc = corr.incidents.get(iid)
+                if inc is not None:
+                    incident = build(inc, corr)
+                    out.emit(self.topics.incidents, iid.encode(), self._encode(incident.to_avro()))
         self._pending.clear()
+        if self._corr is not None:
+            self._corr.evict()
 
     def dirty_states(self) -> dict[str, dict[str, Any]]:
-        out = {state_key(s): self._states[s].to_json() for s in self._dirty if s in self._states}
+        out: dict[str, dict[str, Any]] = {}
+        for key in self._dirty:
+            if key == GLOBAL and self._aligner is not None and self._corr is not None:
+                out[key] = {"align": self._aligner.to_json(), "corr": self._corr.to_json()}
+            elif key != GLOBAL:
+                clock = self._clocks.get(int(key.rsplit(":", 1)[1]))
+                if clock is not None:
+                    out[key] = clock.to_json()
         self._dirty.clear()
         return out
 
     def revoked(self) -> None:
-        self._states.clear()
+        self._clocks.clear()
+        self._touched.clear()
         self._dirty.clear()
+        self._aligner = self._corr = None
+        self._pending.clear()

@@ -1,0 +1,101 @@
+"""Evidence that a signal belongs to an incident, each with a confidence, and the background test.
+
+Pure.  A link is one reason (same service, shared trace id, call edge, a named service,
+a shared entity token, the same template) with a confidence; several reasons combine
+as a noisy-or.  :func:`surprise` is the Poisson tail of a service's recent signal count
+against its own background rate: a stray error in a busy service is not surprising.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+from stream_processors.correlate.incident_state import IncidentState, subject_refs
+from stream_processors.correlate.signals import Signal
+from stream_processors.correlate.topology import Topology
+
+
+class LinkKind(StrEnum):
+    SAME_SERVICE = "same-service"
+    TRACE = "trace"
+    CALL = "call-graph"
+    MENTION = "names-service"
+    ENTITY = "shared-entity"
+    TEMPLATE = "same-template"
+
+
+CONFIDENCE = {
+    LinkKind.TRACE: 0.95, LinkKind.SAME_SERVICE: 0.9, LinkKind.MENTION: 0.8, LinkKind.CALL: 0.7,
+    LinkKind.ENTITY: 0.65, LinkKind.TEMPLATE: 0.45,
+}
+STRONG = frozenset({LinkKind.TRACE, LinkKind.MENTION, LinkKind.SAME_SERVICE})
+_SHARED_REF_PREFIXES = ("node=", "release=", "dbinstance=", "log_group=")
+
+
+@dataclass(frozen=True)
+class Link:
+    incident: str
+    kinds: tuple[LinkKind, ...]
+    confidence: float
+    via: str  # the incident's service the link reaches
+
+    @property
+    def strong(self) -> bool:
+        return any(k in STRONG for k in self.kinds)
+
+    @property
+    def service_specific(self) -> bool:
+        """Whether the link rests on more than time and a shared neighbour: trace, mention, service."""
+        return self.strong
+
+
+def combine(confidences: list[float]) -> float:
+    """Noisy-or of independent reasons."""
+    miss = 1.0
+    for c in confidences:
+        miss *= 1.0 - c
+    return 1.0 - miss
+
+
+def link(sig: Signal, inc: IncidentState, topo: Topology, mentions: tuple[str, ...], trace_hit: bool,
+         window_us: int) -> Link | None:
+    """The link from ``sig`` to an open incident, or None when there is no reason or it is too old."""
+    if sig.ts_us - inc.last_us > window_us:
+        return None
+    kinds: list[LinkKind] = []
+    via = sig.service
+    if trace_hit:
+        kinds.append(LinkKind.TRACE)
+    facts = inc.services.get(sig.service)
+    if facts is not None and facts.count and sig.ts_us - facts.last_us <= window_us:
+        kinds.append(LinkKind.SAME_SERVICE)
+    named = [m for m in mentions if m in inc.services or m in inc.mentions]
+    if named or sig.service in inc.mentions:
+        kinds.append(LinkKind.MENTION)
+        via = named[0] if named else via
+    neighbours = [s for s in inc.services if s != sig.service and topo.calls_between(s, sig.service)]
+    if neighbours:
+        kinds.append(LinkKind.CALL)
+        via = via if via != sig.service else neighbours[0]
+    if any(r in inc.refs for r in subject_refs(sig) if r.startswith(_SHARED_REF_PREFIXES)):
+        kinds.append(LinkKind.ENTITY)
+    if sig.template_id and sig.template_id in inc.templates:
+        kinds.append(LinkKind.TEMPLATE)
+    if not kinds:
+        return None
+    return Link(inc.id, tuple(kinds), combine([CONFIDENCE[k] for k in kinds]), via)
+
+
+def surprise(count: int, rate_per_s: float, window_s: float) -> float:
+    """P(N ≥ count) for N ~ Poisson(rate · window): small means the burst is not background."""
+    mu = max(rate_per_s * window_s, 1e-12)
+    if count <= 0:
+        return 1.0
+    term = math.exp(-mu)
+    cdf = term
+    for k in range(1, count):
+        term *= mu / k
+        cdf += term
+    return max(0.0, 1.0 - cdf)
