@@ -23,6 +23,13 @@ active). Labels are read only to count TP/FP/FN and to print the ceiling below.
 ``ceiling`` is a diagnostic, not a detector: the best F1 any function of the
 event-count vector could reach on this test split, found *with* the test labels
 (sessions with identical count vectors must get the same verdict).
+
+Beside F1, AUC-ROC and AUC-PR of each detector's score over the test sessions
+(``bench/detector_metrics.py``): the invariants; an isolation forest, a robust
+z-score and Half-Space Trees, each learning the last ``--window`` train sessions
+(their own rolling windows); and an ensemble, the largest of the members' scores
+calibrated on the train sessions (the share of train scores below it).
+``--write-docs docs/benchmarks.md`` writes them into the ``detectors`` block.
 """
 
 from __future__ import annotations
@@ -31,13 +38,19 @@ import argparse
 import csv
 import sys
 import zlib
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.base import Features
+from detector_metrics import Ranking, ranking, write_section
+
+from models.base import Detector, Features
 from models.hdfs_blocks import block_sessions, chronological_split
+from models.hst import HSTDetector
+from models.iforest import IsolationForestDetector
+from models.robust_zscore import RobustZScore
 from models.session import SessionInvariants
 from stream_processors.normalize.templating import TemplateMiner, loghub_format
 
@@ -134,6 +147,39 @@ def score(
     return evaluate([label for _, label in test], predicted), ceiling(test)
 
 
+def members(train_size: int, window: int) -> dict[str, Detector]:
+    """The detectors ranked on HDFS sessions, each with its defaults but the window."""
+    return {
+        "invariants": SessionInvariants(min_samples=min(100, train_size)),
+        "iforest": IsolationForestDetector(window=window, min_samples=min(64, window), refit_every=window),
+        "robust_zscore": RobustZScore(window=window),
+        "half_space_trees": HSTDetector(),
+    }
+
+
+def rankings(
+    train: Sequence[Features], test: Sequence[tuple[Features, bool]], window: int
+) -> dict[str, Ranking]:
+    """AUC-ROC / AUC-PR of each member and of their train-calibrated maximum over ``test``."""
+    labels = [label for _, label in test]
+    out: dict[str, Ranking] = {}
+    calibrated: list[list[float]] = []
+    for name, model in members(len(train), window).items():
+        seen = train if name == "invariants" else train[-window:]
+        for counts in seen:
+            model.learn_one(counts)
+        reference = sorted(model.score_one(counts) for counts in train[-window:])
+        scores = [model.score_one(counts) for counts, _ in test]
+        out[name] = ranking(labels, scores)
+        calibrated.append([bisect_left(reference, s) / len(reference) for s in scores])
+    out["ensemble (max)"] = ranking(labels, [max(column) for column in zip(*calibrated, strict=True)])
+    return out
+
+
+def ranking_lines(ranks: dict[str, Ranking]) -> list[str]:
+    return [f"  {name:<18} AUC-ROC {r.cells()[0]}  AUC-PR {r.cells()[1]}" for name, r in ranks.items()]
+
+
 def report(m: Metrics, top: Metrics) -> None:
     print(f"  precision {m.precision:.4f}  recall {m.recall:.4f}  F1 {m.f1:.4f}")
     print(f"  tp {m.tp}  fp {m.fp}  fn {m.fn}")
@@ -143,7 +189,31 @@ def report(m: Metrics, top: Metrics) -> None:
     )
 
 
-def run_sessions(data: Path, threshold: float) -> None:
+@dataclass(frozen=True)
+class Section:
+    """One section's figures, for the printout and the docs table."""
+
+    title: str
+    metrics: Metrics
+    top: Metrics
+    ranks: dict[str, Ranking]
+
+
+def evaluate_section(
+    title: str,
+    train: Sequence[Features],
+    test: Sequence[tuple[Features, bool]],
+    threshold: float,
+    window: int,
+) -> Section:
+    metrics, top = score(train, test, threshold)
+    report(metrics, top)
+    ranks = rankings(train, test, window)
+    print("\n".join(ranking_lines(ranks)))
+    return Section(title, metrics, top, ranks)
+
+
+def run_sessions(data: Path, threshold: float, window: int) -> Section:
     sessions = load_sessions(data / SESSIONS_CSV)
     train = [s for s in sessions if s.is_train]
     test = [s for s in sessions if not s.is_train]
@@ -152,10 +222,16 @@ def run_sessions(data: Path, threshold: float) -> None:
         f"  train {len(train)} sessions (unlabelled fit; {sum(s.is_anomaly for s in train)} "
         f"labelled anomaly), test {len(test)} ({sum(s.is_anomaly for s in test)} anomaly)"
     )
-    report(*score([s.counts for s in train], [(s.counts, s.is_anomaly) for s in test], threshold))
+    return evaluate_section(
+        f"sessions ({SESSIONS_CSV})",
+        [s.counts for s in train],
+        [(s.counts, s.is_anomaly) for s in test],
+        threshold,
+        window,
+    )
 
 
-def run_lines(data: Path, threshold: float) -> None:
+def run_lines(data: Path, threshold: float, window: int) -> Section:
     labels = load_block_labels(data / LOG_LABELS)
     miner = TemplateMiner()
     hdfs = loghub_format("HDFS")
@@ -177,13 +253,34 @@ def run_lines(data: Path, threshold: float) -> None:
         f"fit; {sum(labels[s.block_id] for s in train)} labelled anomaly), test "
         f"{len(test)} ({sum(labels[s.block_id] for s in test)} anomaly)"
     )
-    report(
-        *score(
-            [s.counts() for s in train],
-            [(s.counts(), labels[s.block_id]) for s in test],
-            threshold,
-        )
+    return evaluate_section(
+        f"raw lines ({LOG})",
+        [s.counts() for s in train],
+        [(s.counts(), labels[s.block_id]) for s in test],
+        threshold,
+        window,
     )
+
+
+def docs_table(sections: Sequence[Section], threshold: float, window: int, target: Path) -> str:
+    lines = [
+        "### HDFS sessions: F1 at the invariants' threshold, AUC-ROC / AUC-PR per detector",
+        "",
+        f"Generated by `python bench/hdfs.py --data ../shared/data/hdfs --write-docs {target}`. "
+        f"Unsupervised fit on the train split, measured on the test split; F1 of the invariants "
+        f"at score >= {threshold:g}; the other members learn the last {window} train sessions; "
+        "*ensemble (max)*: the largest member score calibrated on the train sessions.",
+        "",
+        "| section | invariants F1 | label-oracle ceiling F1 | " + " | ".join(
+            f"{name} ROC | {name} PR" for name in sections[0].ranks
+        ) + " |",
+        "|---|---|---|" + "---|" * (2 * len(sections[0].ranks)),
+    ]
+    for section in sections:
+        cells = [c for r in section.ranks.values() for c in r.cells()]
+        head = f"| {section.title} | {section.metrics.f1:.4f} | {section.top.f1:.4f} | "
+        lines.append(head + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,15 +304,24 @@ def main(argv: list[str] | None = None) -> int:
         help="sessions: the sessions CSV; lines: the raw log; both (default)",
     )
     parser.add_argument("--threshold", type=float, default=1.0, help="anomaly when score >= this (default 1)")
+    parser.add_argument(
+        "--window", type=int, default=2048, help="train sessions the rolling detectors learn (default 2048)"
+    )
+    parser.add_argument("--write-docs", type=Path, help="write the figures into this Markdown file")
     args = parser.parse_args(argv)
     sections = ("sessions", "lines") if args.section == "both" else (args.section,)
     missing = [args.data / f for s in sections for f in NEEDS[s] if not (args.data / f).is_file()]
     if missing:
         parser.error("missing data file(s): " + ", ".join(str(p) for p in missing))
+    results = []
     for index, section in enumerate(sections):
         if index:
             print()
-        (run_sessions if section == "sessions" else run_lines)(args.data, args.threshold)
+        run = run_sessions if section == "sessions" else run_lines
+        results.append(run(args.data, args.threshold, args.window))
+    if args.write_docs:
+        table = docs_table(results, args.threshold, args.window, args.write_docs)
+        write_section(args.write_docs, "detectors-hdfs", table)
     return 0
 
 
