@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import re
 import sys
 import time
@@ -228,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"overall throughput (all lines / all parse time): seismo "
             f"{lines / seconds[0]:,.0f} lines/s, drain3 {lines / seconds[1]:,.0f} lines/s, "
-            f"ratio {seconds[1] / seconds[0]:.2f}x"
+            f"ratio {seconds[1] / seconds[0]:.2f}x (CPU time; 1-min load average {os.getloadavg()[0]:.1f})"
         )
     return 0
 
