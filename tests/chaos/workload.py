@@ -192,14 +192,18 @@ def lost(env: Env, events: list[Event]) -> set[str]:
 
 
 def comparable(incident: dict[str, Any]) -> dict[str, Any]:
-    """An incident with its evidence as the (time, event id) pairs it cites.
+    """An incident without its revision, and with its evidence as the (time, event id) pairs it cites.
+
+    The revision counts publications, one per batch that changed the incident, and chaos
+    changes where batches end (a replay republishes); the content may not change.
 
     The correlator keeps one evidence row per event; when two anomalies of one window name
     the same event (a template burst and an error-rate jump), the row shows whichever
     arrived first, and arrival order across topics is timing, not chaos.  Which events are
     cited, and every other field, must match exactly.
     """
-    return {**incident, "evidence": [(e["timestamp"], e["event_id"]) for e in incident["evidence"]]}
+    evidence = [(e["timestamp"], e["event_id"]) for e in incident["evidence"]]
+    return {**{k: v for k, v in incident.items() if k != "revision"}, "evidence": evidence}
 
 
 def assert_same_outcome(reference: Env, chaos: Env, events: list[Event]) -> None:
