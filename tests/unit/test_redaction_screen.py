@@ -9,7 +9,8 @@ import pytest
 
 from stream_processors.normalize.redaction import Redactor
 from stream_processors.normalize.redaction import patterns as p
-from stream_processors.normalize.screen import _CARD_PLACE, LINE_LITERALS, ScreeningRedactor, _has_literal
+from stream_processors.normalize.screen import ScreeningRedactor
+from stream_processors.normalize.screen_tokens import _CARD_PLACE, LINE_LITERALS, _has_literal
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "redaction"
 FULL = Redactor()
