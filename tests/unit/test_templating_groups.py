@@ -181,3 +181,22 @@ def test_group_text_writes_one_wildcard_per_differing_value_run() -> None:
     assert group_text(["(<NUM>", "KB)"], ["(<NUM>", "MB)"]) == ["(<*>)"]
     assert group_text(["<NUM>", "bytes"], ["<IP>", "bytes"]) == ["<*>", "bytes"]
     assert group_text(["a", "b", "c"], ["a", "c"]) == ["a", "<*>", "c"]
+
+
+def test_enum_values_sharing_a_prefix_merge_at_once_and_all_caps_words_do_not() -> None:
+    for config in (OFFLINE, MinerConfig()):
+        miner = TemplateMiner(config)
+        down = miner.add("dispatch touch event action=ACTION_DOWN to view 0x1f")
+        up = miner.add("dispatch touch event action=ACTION_UP to view 0x2e")
+        assert up.template_id == down.template_id
+        assert up.template == "dispatch touch event action=ACTION_<*> to view <HEX>"
+        high = miner.add("fan speed set to HIGH by controller")
+        low = miner.add("fan speed set to LOW by controller")
+        assert high.template_id != low.template_id
+
+
+def test_terminal_names_are_values() -> None:
+    miner = TemplateMiner(OFFLINE)
+    terminals = ("tty1", "pts/0", "tty7")
+    ids = {miner.add(f"session opened on {tty} for user root").template_id for tty in terminals}
+    assert len(ids) == 1
