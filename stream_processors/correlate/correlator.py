@@ -115,15 +115,18 @@ class Correlator:
                  if (lk := link(sig, inc, self.topo, mentions, inc.id == hit, window)) is not None]
         links = [lk for lk in links if self._admissible(sig, lk)]
         touched: set[str] = set()
-        if links:
-            links.sort(key=lambda lk: (-lk.confidence, self.incidents[lk.incident].opened_us, lk.incident))
-            best = links[0]
-            target = self._oldest([lk.incident for lk in links if lk.confidence >= best.confidence - 1e-9
-                                   or (lk.strong and lk.confidence >= self.cfg.join_confidence)])
-            inc = self.incidents[target]
-            for other in [lk for lk in links if lk.incident != target and lk.strong
-                          and lk.confidence >= self.cfg.join_confidence]:
-                self._merge(inc, self.incidents[other.incident], touched)
+        if links and ([lk for lk in links if lk.specific] or not mentions):
+            # a trace or a named service says which incident; only such evidence merges incidents
+            specific = [lk for lk in links if lk.specific]
+            pool = specific or ([] if mentions else links)  # it names a service elsewhere: not these
+            pool.sort(key=lambda lk: (-lk.confidence, self.incidents[lk.incident].opened_us, lk.incident))
+            best = pool[0]
+            inc = self.incidents[best.incident]
+            for other in specific[1:]:
+                if other.incident != best.incident and other.incident in self.incidents:
+                    gone = self.incidents[other.incident]
+                    if gone.is_open and inc.is_open:
+                        inc = self._merge(inc, gone, touched)
             self._fold(inc, sig, mentions, best)
             touched.add(inc.id)
             return touched
@@ -145,8 +148,6 @@ class Correlator:
         if lk.strong or sig.kind is not SignalKind.SYMPTOM:
             return True
         # reached only through topology/time: the service's own burst must beat its background
-        if sig.event_kind == "alert" or sig.severity >= 4:
-            return True
         window = int(self.cfg.window_s * _US)
         n = 1 + sum(1 for p in self.pending.get(sig.service, ()) if sig.ts_us - int(p["t"]) <= window)
         rate = self._rate(sig.service, sig.ts_us - window)
@@ -283,7 +284,8 @@ class Correlator:
                 shown.add_anomaly(Signal.from_json(a), self.cfg.max_evidence)
         return shown
 
-    def _merge(self, keep: IncidentState, gone: IncidentState, touched: set[str]) -> None:
+    def _merge(self, keep: IncidentState, gone: IncidentState, touched: set[str]) -> IncidentState:
+        """Merge two incidents; the older id survives (returned), the other records where it went."""
         if keep.opened_us > gone.opened_us or (keep.opened_us == gone.opened_us and keep.id > gone.id):
             keep, gone = gone, keep
         keep.absorb(gone, self.cfg.max_evidence)
@@ -291,9 +293,7 @@ class Correlator:
             if iid == gone.id:
                 self.traces[trace] = keep.id
         touched.update((keep.id, gone.id))
-
-    def _oldest(self, ids: list[str]) -> str:
-        return min(ids, key=lambda i: (self.incidents[i].opened_us, i))
+        return keep
 
     def _open(self) -> list[IncidentState]:
         return [i for i in self.incidents.values() if i.is_open]

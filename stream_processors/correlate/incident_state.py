@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from stream_processors.correlate.signals import Signal, SignalKind
 
+# What a symptom says about its own service: the origin of a problem, or the effect of another's.
+ORIGIN = re.compile(r"exhausted|OOMKilled|out of memory|NearLimit|renewal failed|saturat|top consumer|"
+                    r"disk full|no space left|deadlock|panic:", re.I)
+EFFECT = re.compile(r"throttl|upstream|timed? ?out|timeout|did not respond|connection reset|"
+                    r"connection refused|\b50[234]\b|circuit breaker|call to \S+ failed|"
+                    r"calling https?://", re.I)
 EvidenceRow = list[Any]  # [ts_us, event_id, source, kind, service, severity_rank, summary]
 
 
@@ -74,6 +81,7 @@ class IncidentState:
     template_text: dict[str, str] = field(default_factory=dict)
     mentions: list[str] = field(default_factory=list)  # services its signals name
     named: dict[str, int] = field(default_factory=dict)  # "a>b": a's signals named b (a depends on b)
+    hints: dict[str, list[int]] = field(default_factory=dict)  # service → [origin phrases, effect phrases]
     refs: list[str] = field(default_factory=list)  # entity tokens its signals carry
     links: dict[str, list[Any]] = field(default_factory=dict)  # "a|b" → [kind, confidence]
     deploys: list[list[Any]] = field(default_factory=list)  # [ts_us, service, summary, id]
@@ -92,6 +100,11 @@ class IncidentState:
             facts = self.services[sig.service] = ServiceFacts(sig.ts_us, sig.ts_us, example=sig.summary)
         facts.first_us, facts.last_us = min(facts.first_us, sig.ts_us), max(facts.last_us, sig.ts_us)
         if sig.kind is SignalKind.SYMPTOM:
+            hint = self.hints.setdefault(sig.service, [0, 0])
+            if EFFECT.search(sig.summary):
+                hint[1] += 1
+            elif ORIGIN.search(sig.summary):
+                hint[0] += 1
             if not facts.count or sig.ts_us < facts.first_us:
                 facts.example = sig.summary
             facts.count += 1
@@ -181,6 +194,10 @@ class IncidentState:
         self.mentions.extend(m for m in other.mentions if m not in self.mentions)
         for key, n in other.named.items():
             self.named[key] = self.named.get(key, 0) + n
+        for name, (origin, effect) in other.hints.items():
+            mine_hint = self.hints.setdefault(name, [0, 0])
+            mine_hint[0] += origin
+            mine_hint[1] += effect
         self.refs.extend(r for r in other.refs if r not in self.refs)
         for key, value in other.links.items():
             if key not in self.links or float(value[1]) > float(self.links[key][1]):
@@ -205,7 +222,7 @@ class IncidentState:
             "r": self.resolved_us, "c": self.changes, "re": self.reopened,
             "sv": {k: v.to_json() for k, v in self.services.items()}, "ev": self.evidence, "n": self.count,
             "tp": self.templates, "tt": self.template_text, "mn": self.mentions, "nm": self.named,
-            "rf": self.refs,
+            "hn": self.hints, "rf": self.refs,
             "lk": self.links, "dp": self.deploys, "mf": self.merged_from, "mi": self.merged_into,
         }
 
@@ -217,6 +234,7 @@ class IncidentState:
             services={k: ServiceFacts.from_json(v) for k, v in d["sv"].items()},
             evidence=[list(r) for r in d["ev"]], count=int(d["n"]), templates=dict(d["tp"]),
             template_text=dict(d["tt"]), mentions=list(d["mn"]), named=dict(d.get("nm", {})),
+            hints={k: list(v) for k, v in d.get("hn", {}).items()},
             refs=list(d["rf"]),
             links={k: list(v) for k, v in d["lk"].items()}, deploys=[list(x) for x in d["dp"]],
             merged_from=list(d["mf"]), merged_into=d["mi"],

@@ -46,9 +46,10 @@ class Link:
         return any(k in STRONG for k in self.kinds)
 
     @property
-    def service_specific(self) -> bool:
-        """Whether the link rests on more than time and a shared neighbour: trace, mention, service."""
-        return self.strong
+    def specific(self) -> bool:
+        """Whether the link names this incident in particular: a shared trace id, a named service, or
+        an entity (a node, a release) both name."""
+        return any(k in (LinkKind.TRACE, LinkKind.MENTION, LinkKind.ENTITY) for k in self.kinds)
 
 
 def combine(confidences: list[float]) -> float:
@@ -61,7 +62,8 @@ def combine(confidences: list[float]) -> float:
 
 def link(sig: Signal, inc: IncidentState, topo: Topology, mentions: tuple[str, ...], trace_hit: bool,
          window_us: int) -> Link | None:
-    """The link from ``sig`` to an open incident, or None when there is no reason or it is too old."""
+    """The link from ``sig`` to an open incident, or None when there is no reason or the incident's
+    (or, for the same service, that service's) last symptom is more than ``window_us`` old."""
     if sig.ts_us - inc.last_us > window_us:
         return None
     kinds: list[LinkKind] = []
@@ -72,7 +74,7 @@ def link(sig: Signal, inc: IncidentState, topo: Topology, mentions: tuple[str, .
     if facts is not None and facts.count and sig.ts_us - facts.last_us <= window_us:
         kinds.append(LinkKind.SAME_SERVICE)
     named = [m for m in mentions if m in inc.services or m in inc.mentions]
-    if named or sig.service in inc.mentions:
+    if named or (sig.service in inc.mentions and sig.service not in inc.services):
         kinds.append(LinkKind.MENTION)
         via = named[0] if named else via
     neighbours = [s for s in inc.services if s != sig.service and topo.calls_between(s, sig.service)]

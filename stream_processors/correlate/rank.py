@@ -26,7 +26,7 @@ from stream_processors.correlate.incident_state import IncidentState
 from stream_processors.correlate.topology import Topology
 
 _US = 1_000_000
-WEIGHTS = {"walk": 0.4, "onset": 0.4, "change": 0.2}
+WEIGHTS = {"walk": 0.35, "onset": 0.3, "change": 0.15, "origin": 0.2}
 CHANGE_BEFORE_S = 1800.0
 CHANGE_AFTER_S = 120.0
 
@@ -89,7 +89,7 @@ def rank(inc: IncidentState, topo: Topology, changes: dict[str, list[list[object
         f = inc.services.get(n)
         if f is None:  # named by others, silent itself
             strength[n] = 0.5
-            onset[n] = inc.opened_us
+            onset[n] = inc.last_us
             continue
         strength[n] = math.log1p(f.count) * (1 + 0.25 * max(0, f.severity - 2)) + f.anomaly + 0.2
         onset[n] = f.onset_us()
@@ -106,7 +106,10 @@ def rank(inc: IncidentState, topo: Topology, changes: dict[str, list[list[object
     out = []
     for n in names:
         pos = order.index(n)
-        parts = {"walk": walk[n] / top, "onset": 1.0 / (1 + pos), "change": 1.0 if n in changed else 0.0}
+        origin, effect = inc.hints.get(n, [0, 0])
+        said = 1.0 if origin else (-0.5 if effect else 0.0)
+        parts = {"walk": walk[n] / top, "onset": 1.0 / (1 + pos), "change": 1.0 if n in changed else 0.0,
+                 "origin": said}
         score = sum(WEIGHTS[k] * v for k, v in parts.items())
         reason = _reason(inc, n, pos, onset[n], changed.get(n), deps, walk[n])
         out.append(Candidate(n, round(score, 4), reason))
@@ -126,6 +129,11 @@ def _reason(inc: IncidentState, n: str, pos: int, onset_us: int, change: list[ob
                     f"({f.count} signals, e.g. {f.example[:90]!r})")
         if f.anomaly:
             bits.append(f"anomaly score {f.anomaly:.2f}")
+    origin, effect = inc.hints.get(n, [0, 0])
+    if origin:
+        bits.append(f"{origin} of its signals describe a failure of its own")
+    elif effect:
+        bits.append(f"its {effect} signals describe the failure of something it calls")
     if change is not None:
         delta = (onset_us - int(str(change[0]))) / _US
         when = f"{delta:.0f} s before" if delta >= 0 else f"{-delta:.0f} s after"

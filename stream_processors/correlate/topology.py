@@ -20,6 +20,7 @@ from typing import Any
 from stream_processors.correlate.signals import Signal
 
 _TOKENS = re.compile(r"[a-z0-9][a-z0-9_-]*[a-z0-9]", re.I)
+_PATH = re.compile(r"(?<![/\w:])/\S*")  # a URL path (/api/cart/orders): resources, not services
 SPAN_TTL_US = 300 * 1_000_000
 MAX_SPANS = 20_000
 
@@ -82,7 +83,7 @@ class Topology:
 
     def mentions(self, sig: Signal) -> tuple[str, ...]:
         """Known services (other than its own) that a signal's text or entity tokens name."""
-        words = set(_TOKENS.findall(sig.summary.lower()))
+        words = set(_TOKENS.findall(_PATH.sub(" ", sig.summary.lower())))
         for ref in sig.refs:
             value = ref.split("=", 1)[1].lower()
             words.add(value)

@@ -101,11 +101,11 @@ def test_the_same_problem_returning_within_the_grace_period_reopens_the_incident
     assert c.incidents[iid].status == "open" and c.incidents[iid].reopened == 1
 
 
-def test_a_signal_linking_two_incidents_merges_them_under_the_older_id() -> None:
+def test_a_signal_naming_one_incident_and_sharing_a_trace_with_another_merges_them_under_the_older_id() -> None:
     c = Correlator()
     feed(c, [sig("a1", 0, "auth", "pool exhausted"), sig("a2", 5, "auth", "pool exhausted"),
-             sig("b1", 30, "search", "disk full"), sig("b2", 35, "search", "disk full"),
-             sig("x", 60, "search", "TimeoutError: upstream auth")])
+             sig("b1", 30, "search", "disk full", trace_id="t9"), sig("b2", 35, "search", "disk full"),
+             sig("x", 60, "gateway", "TimeoutError: upstream auth", trace_id="t9")])
     older = next(i for i in c.incidents.values() if "auth" in i.services and not i.merged_into)
     gone = [i for i in c.incidents.values() if i.merged_into]
     assert [g.merged_into for g in gone] == [older.id]
