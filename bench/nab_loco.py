@@ -21,13 +21,14 @@ from nab_scoring import SweepPoint, decision_score, normalized, score_at, score_
 
 from models.decision import DecisionParams, past_quantiles, replay
 
-# The candidates: the quantile of the signal's own past scores, the margin below it and the
-# cooldown.  The floor stays at 0.5, the likelihood the calibrator gives a tail probability
-# of 1e-5 (HTM's published alert level): tuning it would re-tune the calibrator, and on these
-# categories a floor in the grid made the leave-one-out choice worse (docs/decisions.md).
+# The candidates: the quantile of the signal's own past scores, the margin below it, the
+# floor (0.5 is the likelihood the calibrator gives a tail probability of 1e-5, HTM's alert
+# level) and the cooldown.  Ties go to the first candidate in this order.
 GRID: tuple[DecisionParams, ...] = tuple(
-    DecisionParams(quantile=q, margin=m, min_threshold=0.5, cooldown=c)
-    for q, m, c in itertools.product((0.98, 0.99, 0.995, 0.999), (0.7, 0.8, 0.9, 1.0), (25, 50, 100, 200))
+    DecisionParams(quantile=q, margin=m, min_threshold=f, cooldown=c)
+    for q, m, f, c in itertools.product(
+        (0.98, 0.99, 0.995, 0.999), (0.7, 0.8, 0.9, 1.0), (0.4, 0.5, 0.6), (25, 50, 100, 200)
+    )
 )
 
 
