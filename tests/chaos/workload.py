@@ -22,6 +22,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import KafkaException
+from fastavro._read_common import SchemaResolutionError
+
 from producers.publisher import KafkaPublisher
 from schemas.codec import codec_for
 from schemas.exceptions import SchemaError
@@ -124,7 +127,10 @@ def settled(env: Env, inputs: dict[str, list[str]]) -> bool:
     group = f"seismo-test-{env.run}"
     for step, topics in inputs.items():
         for topic in topics:
-            done, end = consumed(f"{group}-{step}", topic, env.bootstrap)
+            try:
+                done, end = consumed(f"{group}-{step}", topic, env.bootstrap)
+            except KafkaException:  # a coordinator still loading on a broker just (re)started: not yet
+                return False
             if done != end:
                 return False
     return True
@@ -174,9 +180,14 @@ def incidents(env: Env) -> dict[str, dict[str, Any]]:
 
 def anomalies(env: Env) -> dict[str, dict[str, Any]]:
     decode = codec_for("anomaly").decode
-    values = read_topic(env.topic("anomalies"), broker=env.bootstrap)
-    found = [Anomaly.from_avro(decode(v)) for _, v in values if v]
-    return {a.id: a.model_dump(mode="json") for a in found}
+    found = {}
+    for _, value in read_topic(env.topic("anomalies"), broker=env.bootstrap):
+        try:
+            anomaly = Anomaly.from_avro(decode(value or b""))
+        except (SchemaError, SchemaResolutionError):  # poison a test put there itself
+            continue
+        found[anomaly.id] = anomaly.model_dump(mode="json")
+    return found
 
 
 def lost(env: Env, events: list[Event]) -> set[str]:
@@ -186,7 +197,7 @@ def lost(env: Env, events: list[Event]) -> set[str]:
     for _, value in read_topic(env.topic("events.enriched"), 30, broker=env.bootstrap):
         try:
             seen.add(decode(value or b"")["id"])
-        except SchemaError:  # a poison message a test put there itself
+        except (SchemaError, SchemaResolutionError):  # poison a test put there itself
             continue
     return {e.id for e in events} - seen
 
