@@ -36,6 +36,7 @@ from stream_processors.correlate.signals import Signal, SignalKind
 from stream_processors.correlate.topology import Topology
 
 _US = 1_000_000
+TEMPLATE_MEMORY_US = 24 * 3600 * _US
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Correlator:
     seen: dict[str, int] = field(default_factory=dict)  # signal id → ts (dedup horizon)
     now_us: int = 0
     since_us: int = 0  # event time of the first signal seen: how long background rates were observed
+    templates: dict[str, list[int]] = field(default_factory=dict)  # "service\x00template" → [first, last]
 
     # -- entry points ----------------------------------------------------------------------------
     def process(self, sig: Signal) -> set[str]:
@@ -81,6 +83,8 @@ class Correlator:
             return set()
         if sig.kind is SignalKind.ANOMALY:
             return self._anomaly(sig)
+        if sig.template_id and sig.kind in (SignalKind.SYMPTOM, SignalKind.WEAK):
+            self._saw_template(sig)
         if sig.kind is SignalKind.CHANGE:
             row = [sig.ts_us, sig.service, sig.summary, sig.id, sig.source]
             self.changes.setdefault(sig.service, []).append(row)
@@ -199,9 +203,24 @@ class Correlator:
                 return inc
         return None
 
+    def _saw_template(self, sig: Signal) -> None:
+        key = f"{sig.service}\x00{sig.template_id}"
+        seen = self.templates.get(key)
+        if seen is None or sig.ts_us - seen[1] > TEMPLATE_MEMORY_US:
+            self.templates[key] = [sig.ts_us, sig.ts_us]
+        else:
+            seen[0], seen[1] = min(seen[0], sig.ts_us), max(seen[1], sig.ts_us)
+
+    def _familiar(self, inc: IncidentState, sig: Signal) -> bool | None:
+        """Whether the signal's template was already seen well before the incident began."""
+        if not sig.template_id:
+            return None
+        seen = self.templates.get(f"{sig.service}\x00{sig.template_id}")
+        return seen is not None and seen[0] < inc.opened_us - int(self.cfg.lookback_s * _US)
+
     def _fold(self, inc: IncidentState, sig: Signal, mentions: tuple[str, ...], lk: Link | None) -> None:
         new_service = sig.service not in inc.services
-        inc.add(sig, self.cfg.max_evidence, mentions)
+        inc.add(sig, self.cfg.max_evidence, mentions, self._familiar(inc, sig))
         if sig.trace_id:
             self.traces[sig.trace_id] = inc.id
         if lk is not None and lk.via != sig.service:
@@ -316,6 +335,8 @@ class Correlator:
         for iid in [i.id for i in self.incidents.values() if not i.is_open
                     and now_us - max(i.resolved_us, i.last_us) > keep_resolved]:
             del self.incidents[iid]
+        memory = TEMPLATE_MEMORY_US + int(self.cfg.window_s * _US)
+        self.templates = {k: v for k, v in self.templates.items() if now_us - v[1] <= memory}
         if len(self.traces) > 20_000:
             live = set(self.incidents)
             self.traces = {t: i for t, i in self.traces.items() if i in live}
@@ -328,7 +349,7 @@ class Correlator:
             "topo": self.topo.to_json(), "inc": {k: v.to_json() for k, v in self.incidents.items()},
             "pend": self.pending, "bg": self.background, "chg": self.changes, "anom": self.anomalies,
             "tr": self.traces, "seen": self.seen, "now": self.now_us,
-            "since": self.since_us,
+            "since": self.since_us, "tpl": self.templates,
         }
 
     @classmethod
@@ -341,4 +362,5 @@ class Correlator:
             {k: [list(r) for r in v] for k, v in d.get("chg", {}).items()},
             {k: list(v) for k, v in d.get("anom", {}).items()}, dict(d.get("tr", {})),
             {k: int(v) for k, v in d.get("seen", {}).items()}, int(d.get("now", 0)), int(d.get("since", 0)),
+            {k: list(v) for k, v in d.get("tpl", {}).items()},
         )

@@ -81,7 +81,8 @@ class IncidentState:
     template_text: dict[str, str] = field(default_factory=dict)
     mentions: list[str] = field(default_factory=list)  # services its signals name
     named: dict[str, int] = field(default_factory=dict)  # "a>b": a's signals named b (a depends on b)
-    hints: dict[str, list[int]] = field(default_factory=dict)  # service → [origin phrases, effect phrases]
+    # service → [origin phrases, effect phrases, familiar templates (seen well before), new templates]
+    hints: dict[str, list[int]] = field(default_factory=dict)
     refs: list[str] = field(default_factory=list)  # entity tokens its signals carry
     links: dict[str, list[Any]] = field(default_factory=dict)  # "a|b" → [kind, confidence]
     deploys: list[list[Any]] = field(default_factory=list)  # [ts_us, service, summary, id]
@@ -93,14 +94,18 @@ class IncidentState:
         return self.status == "open"
 
     # -- folding ---------------------------------------------------------------------------------
-    def add(self, sig: Signal, max_evidence: int, mentions: tuple[str, ...] = ()) -> None:
-        """Fold one symptom/weak signal (already deduplicated) into the incident."""
+    def add(self, sig: Signal, max_evidence: int, mentions: tuple[str, ...] = (), familiar: bool | None = None
+            ) -> None:
+        """Fold one symptom/weak signal (already deduplicated) into the incident; ``familiar`` says
+        whether its template was seen well before the incident (None: no template)."""
         facts = self.services.get(sig.service)
         if facts is None:
             facts = self.services[sig.service] = ServiceFacts(sig.ts_us, sig.ts_us, example=sig.summary)
         facts.first_us, facts.last_us = min(facts.first_us, sig.ts_us), max(facts.last_us, sig.ts_us)
         if sig.kind is SignalKind.SYMPTOM:
-            hint = self.hints.setdefault(sig.service, [0, 0])
+            hint = self.hints.setdefault(sig.service, [0, 0, 0, 0])
+            if familiar is not None:
+                hint[2 if familiar else 3] += 1
             if EFFECT.search(sig.summary):
                 hint[1] += 1
             elif ORIGIN.search(sig.summary):
@@ -194,10 +199,10 @@ class IncidentState:
         self.mentions.extend(m for m in other.mentions if m not in self.mentions)
         for key, n in other.named.items():
             self.named[key] = self.named.get(key, 0) + n
-        for name, (origin, effect) in other.hints.items():
-            mine_hint = self.hints.setdefault(name, [0, 0])
-            mine_hint[0] += origin
-            mine_hint[1] += effect
+        for name, counts in other.hints.items():
+            mine_hint = self.hints.setdefault(name, [0, 0, 0, 0])
+            for i, n in enumerate(counts):
+                mine_hint[i] += n
         self.refs.extend(r for r in other.refs if r not in self.refs)
         for key, value in other.links.items():
             if key not in self.links or float(value[1]) > float(self.links[key][1]):

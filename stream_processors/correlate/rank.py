@@ -26,7 +26,7 @@ from stream_processors.correlate.incident_state import IncidentState
 from stream_processors.correlate.topology import Topology
 
 _US = 1_000_000
-WEIGHTS = {"walk": 0.35, "onset": 0.3, "change": 0.15, "origin": 0.2}
+WEIGHTS = {"walk": 0.35, "onset": 0.3, "change": 0.15, "origin": 0.2, "novel": 0.2}
 CHANGE_BEFORE_S = 1800.0
 CHANGE_AFTER_S = 120.0
 
@@ -106,10 +106,11 @@ def rank(inc: IncidentState, topo: Topology, changes: dict[str, list[list[object
     out = []
     for n in names:
         pos = order.index(n)
-        origin, effect = inc.hints.get(n, [0, 0])
+        origin, effect, familiar, new = [*inc.hints.get(n, []), 0, 0, 0, 0][:4]
         said = 1.0 if origin else (-0.5 if effect else 0.0)
+        novel = -1.0 if familiar and not new else 0.0  # only symptoms it showed before: a standing problem
         parts = {"walk": walk[n] / top, "onset": 1.0 / (1 + pos), "change": 1.0 if n in changed else 0.0,
-                 "origin": said}
+                 "origin": said, "novel": novel}
         score = sum(WEIGHTS[k] * v for k, v in parts.items())
         reason = _reason(inc, n, pos, onset[n], changed.get(n), deps, walk[n])
         out.append(Candidate(n, round(score, 4), reason))
@@ -129,7 +130,9 @@ def _reason(inc: IncidentState, n: str, pos: int, onset_us: int, change: list[ob
                     f"({f.count} signals, e.g. {f.example[:90]!r})")
         if f.anomaly:
             bits.append(f"anomaly score {f.anomaly:.2f}")
-    origin, effect = inc.hints.get(n, [0, 0])
+    origin, effect, familiar, new = [*inc.hints.get(n, []), 0, 0, 0, 0][:4]
+    if familiar and not new:
+        bits.append(f"its {familiar} signals repeat templates it showed before the incident began")
     if origin:
         bits.append(f"{origin} of its signals describe a failure of its own")
     elif effect:
