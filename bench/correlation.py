@@ -162,7 +162,8 @@ def one_seed(seed: int, args: argparse.Namespace) -> tuple[dict[str, Any], dict[
 
 def _line(r: dict[str, Any]) -> str:
     return (f"P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f} | RCA@1 {r['rca1']:.3f} "
-            f"RCA@3 {r['rca3']:.3f} | onset→open p50 {r['delay_p50']:.0f} s p95 {r['delay_p95']:.0f} s | "
+            f"RCA@3 {r['rca3']:.3f} | onset→open p50 {r['delay_p50']:.0f} s p95 {r['delay_p95']:.0f} s "
+            f"(from first warning p95 {r['early_p95']:.0f} s) | "
             f"noise {r['noise']:.1%} of {r['incidents']} incidents")
 
 

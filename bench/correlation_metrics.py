@@ -7,8 +7,10 @@
   injected incident; noise events (no injected incident) in an incident are false pairs.
 * **RCA@k**: per injected incident, the predicted incident holding most of its signal
   events; hit when the injected root cause is among its first k candidates.
-* **onset → open delay**: ``detected_at`` of that incident minus the first signal event
-  of the injected incident (event time).
+* **onset → open delay**: ``detected_at`` of that incident minus the injected incident's
+  onset, in event time: its first error-level signal (an error/alert event, or severity
+  error/critical).  Also reported from its first signal of any level (a Kubernetes warning
+  such as a failed certificate renewal can come minutes before anything fails).
 * **noise share**: predicted incidents (not merged away) holding no injected event.
 """
 
@@ -55,6 +57,7 @@ def score(events: Sequence[Event], truth: Mapping[str, Any], incidents: Sequence
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     at1 = at3 = 0
     delays: list[float] = []
+    early: list[float] = []
     by_inc = {i.id: i for i in live}
     for iid in truth["incidents"]:
         overlap = Counter(pid for (tid, pid), n in both.items() if tid == iid for _ in range(n))
@@ -64,19 +67,23 @@ def score(events: Sequence[Event], truth: Mapping[str, Any], incidents: Sequence
         names = [c.service for c in best.root_cause_candidates]
         at1 += names[:1] == [roots[iid]]
         at3 += roots[iid] in names[:3]
-        onset = min((by_id[u].timestamp for u in universe if owner.get(u) == iid), default=None)
-        if onset is not None and best.detected_at is not None:
-            delays.append((best.detected_at - onset).total_seconds())
+        mine = [by_id[u] for u in universe if owner.get(u) == iid and u in by_id]
+        severe = [e.timestamp for e in mine if e.is_anomalous]
+        if severe and best.detected_at is not None:
+            delays.append((best.detected_at - min(severe)).total_seconds())
+            early.append((best.detected_at - min(e.timestamp for e in mine)).total_seconds())
     truth_ids = set(owner)
     noise = sum(1 for i in live if not any(ev.event_id in truth_ids for ev in i.evidence))
     n = max(1, len(truth["incidents"]))
     delays.sort()
+    early.sort()
     return {
         "precision": precision, "recall": recall, "f1": f1, "rca1": at1 / n, "rca3": at3 / n,
         "delay_p50": statistics.median(delays) if delays else float("nan"),
         "delay_p95": delays[min(len(delays) - 1, int(0.95 * len(delays)))] if delays else float("nan"),
         "noise": noise / max(1, len(live)), "incidents": len(live), "injected": len(truth["incidents"]),
-        "found": len(delays), "delays": delays,
+        "found": len(delays), "delays": delays, "early": early,
+        "early_p95": early[min(len(early) - 1, int(0.95 * len(early)))] if early else float("nan"),
     }
 
 
@@ -88,6 +95,8 @@ def pooled(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     delays = sorted(d for r in results for d in r["delays"])
     out["delay_p50"] = statistics.median(delays) if delays else float("nan")
     out["delay_p95"] = delays[min(len(delays) - 1, int(0.95 * len(delays)))] if delays else float("nan")
+    early = sorted(d for r in results for d in r["early"])
+    out["early_p95"] = early[min(len(early) - 1, int(0.95 * len(early)))] if early else float("nan")
     incidents = sum(r["incidents"] for r in results)
     out["noise"] = sum(r["noise"] * r["incidents"] for r in results) / max(1, incidents)
     out["incidents"], out["injected"] = incidents, sum(r["injected"] for r in results)

@@ -30,6 +30,8 @@ app = typer.Typer(
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(redis_app, name="redis")
 app.add_typer(__import__("mcp_gateway.keys_cli").keys_cli.keys_app, name="keys")
+app.add_typer(__import__("stream_processors.correlate.feedback_cli", fromlist=["_"]).feedback_app,
+              name="feedback")
 register_data_commands(app)
 
 
