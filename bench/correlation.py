@@ -151,6 +151,10 @@ def one_seed(seed: int, args: argparse.Namespace) -> tuple[dict[str, Any], dict[
             write_simulation(events, truth, out, truth_path)
             incidents, elapsed = through_pipeline(out, len(events), args.timeout)
         how = f"pipeline {elapsed:.0f} s"
+    if args.dump:
+        args.dump.mkdir(parents=True, exist_ok=True)
+        (args.dump / f"incidents-{seed}.json").write_text(
+            json.dumps([i.model_dump(mode="json") for i in incidents], indent=1))
     result = score(events, truth_doc, incidents)
     baseline = score(events, truth_doc, run_baseline(events)) if args.baseline else None
     print(f"  seed {seed}: {len(events)} events, {result['injected']} faults, {how}: {_line(result)}",
@@ -189,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--in-process", action="store_true", help="the correlate step alone, no broker")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per seed in the pipeline")
     parser.add_argument("--json", type=Path, help="write the pooled figures here")
+    parser.add_argument("--dump", type=Path, help="write each seed's incidents here (incidents-SEED.json)")
     args = parser.parse_args(argv)
     figures = {}
     if args.tuning:

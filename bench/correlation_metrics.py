@@ -7,7 +7,8 @@
   injected incident; noise events (no injected incident) in an incident are false pairs.
 * **RCA@k**: per injected incident, the predicted incident holding most of its signal
   events; hit when the injected root cause is among its first k candidates.
-* **onset → open delay**: ``detected_at`` of that incident minus the injected incident's
+* **onset → open delay**: the earliest ``detected_at`` of the incidents holding its signals minus
+  the injected incident's
   onset, in event time: its first error-level signal (an error/alert event, or severity
   error/critical).  Also reported from its first signal of any level (a Kubernetes warning
   such as a failed certificate renewal can come minutes before anything fails).
@@ -69,9 +70,10 @@ def score(events: Sequence[Event], truth: Mapping[str, Any], incidents: Sequence
         at3 += roots[iid] in names[:3]
         mine = [by_id[u] for u in universe if owner.get(u) == iid and u in by_id]
         severe = [e.timestamp for e in mine if e.is_anomalous]
-        if severe and best.detected_at is not None:
-            delays.append((best.detected_at - min(severe)).total_seconds())
-            early.append((best.detected_at - min(e.timestamp for e in mine)).total_seconds())
+        opened = min((d for p in overlap if (d := by_inc[p].detected_at) is not None), default=None)
+        if severe and opened is not None:  # the first incident holding any of its signals: when someone knew
+            delays.append((opened - min(severe)).total_seconds())
+            early.append((opened - min(e.timestamp for e in mine)).total_seconds())
     truth_ids = set(owner)
     noise = sum(1 for i in live if not any(ev.event_id in truth_ids for ev in i.evidence))
     n = max(1, len(truth["incidents"]))

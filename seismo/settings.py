@@ -139,7 +139,7 @@ class Settings(BaseSettings):
         "the services it links to (its onset).",
     )
     correlate_reopen_grace_s: float = Field(
-        default=1800.0, ge=0, description="A resolved incident reopens when its service and template return "
+        default=900.0, ge=0, description="A resolved incident reopens when its service and template return "
         "within this event-time period.",
     )
     correlate_open_alpha: float = Field(

@@ -15,7 +15,7 @@ A symptom
    other records ``merged_into``);
 3. otherwise waits in its service's **pending** list, and **opens** an incident when the
    service's burst is surprising (Poisson tail < ``open_alpha``) or it is an alert or
-   critical; a returning fingerprint within ``reopen_grace_s`` **reopens** the resolved
+   critical; the same service and template returning within ``reopen_grace_s`` **reopens** the resolved
    incident instead.  An opening or joining incident absorbs the pending signals of the
    services it links to, the earlier ones included (they are its onset).
 An anomaly never opens or joins anything: it is kept per service, and :meth:`Correlator.view`
@@ -48,11 +48,12 @@ class CorrelatorConfig:
     join_confidence: float = 0.6
     open_alpha: float = 1e-3
     join_alpha: float = 0.01
-    reopen_grace_s: float = 1800.0
+    reopen_grace_s: float = 900.0
     background_horizon_s: float = 6 * 3600.0
     prior_rate_per_hour: float = 0.5
     keep_resolved_s: float = 24 * 3600.0  # late anomalies still annotate (the scorer may lag far behind)
-    change_lookback_s: float = 1800.0
+    change_lookback_s: float = 600.0  # a change this long before a service's first symptom is evidence
+    anomaly_floor: float = 0.6  # weaker anomalies are not shown on incidents
 
 
 @dataclass
@@ -196,7 +197,7 @@ class Correlator:
             facts = inc.services.get(sig.service)
             if facts is None or not facts.count:
                 continue
-            if (sig.template_id and sig.template_id in inc.templates) or sig.event_kind == "alert":
+            if sig.template_id and sig.template_id in inc.templates:  # the same problem, not just the place
                 inc.status, inc.resolved_us, inc.reopened = "open", 0, inc.reopened + 1
                 inc.changes += 1
                 self._absorb_pending(inc, sig.service)
@@ -267,8 +268,9 @@ class Correlator:
 
     def _attach_changes(self, inc: IncidentState, service: str) -> None:
         lookback = int(self.cfg.change_lookback_s * _US)
+        first = inc.services[service].first_us if service in inc.services else inc.opened_us
         for row in self.changes.get(service, []):
-            if inc.opened_us - lookback <= int(row[0]) <= inc.last_us:
+            if first - lookback <= int(row[0]) <= inc.last_us:
                 inc.add_deploy(row, self.cfg.max_evidence)
 
     def _anomaly(self, sig: Signal) -> set[str]:
@@ -298,7 +300,8 @@ class Correlator:
                 ts = int(a["t"])
                 if ts > facts.last_us + window:
                     break
-                if not facts.count or any(self._covers(o, service, ts) for o in older):
+                if not facts.count or float(a.get("sc", 0.0)) < self.cfg.anomaly_floor or any(
+                        self._covers(o, service, ts) for o in older):
                     continue
                 shown.add_anomaly(Signal.from_json(a), self.cfg.max_evidence)
         return shown

@@ -5,8 +5,8 @@ signals name without having signals of its own):
 
 * **onset order** — when the service started to misbehave: its first symptom, or its
   first strong anomaly if earlier (the scorer's change point on that signal);
-* **what changed** — a deploy, release or config change of the service shortly before
-  its onset;
+* **what changed** — a deploy, release or config change of the service up to 15 minutes
+  before its onset;
 * **dependency walk** — a personalized PageRank over the incident's dependency graph
   (caller → callee, from spans and from symptoms naming a service), teleporting in
   proportion to each service's anomaly strength: trouble flows from callers down to
@@ -27,7 +27,7 @@ from stream_processors.correlate.topology import Topology
 
 _US = 1_000_000
 WEIGHTS = {"walk": 0.35, "onset": 0.3, "change": 0.15, "origin": 0.2, "novel": 0.2}
-CHANGE_BEFORE_S = 1800.0
+CHANGE_BEFORE_S = 900.0
 CHANGE_AFTER_S = 120.0
 
 
