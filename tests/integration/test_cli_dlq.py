@@ -94,12 +94,10 @@ def test_incidents_after_an_ingest_without_a_worker_says_a_worker_must_run(env: 
 def test_incidents_gives_no_worker_hint_once_the_worker_read_every_event(env: Env, tmp_path: Path) -> None:
     from confluent_kafka import Consumer, TopicPartition
 
-    from stream_processors.runtime.loop import group_id
-
     env.seismo("ingest", str(bad_file(tmp_path)))
     raw = env.topic("events.raw")
     worker = Consumer({"bootstrap.servers": env.vars["SEISMO_KAFKA_BOOTSTRAP"],
-                       "group.id": group_id(env.settings, "normalize"), "enable.auto.commit": False})
+                       "group.id": env.settings.group_id("normalize"), "enable.auto.commit": False})
     try:
         parts = worker.list_topics(raw, timeout=10).topics[raw].partitions
         ends = [TopicPartition(raw, p, worker.get_watermark_offsets(TopicPartition(raw, p), timeout=10)[1])
