@@ -142,6 +142,13 @@ class Settings(BaseSettings):
         default=900.0, ge=0, description="A resolved incident reopens when its service and template return "
         "within this event-time period.",
     )
+    llm_url: str | None = Field(
+        default=None, description="Base URL of an OpenAI-compatible API (…/v1) that writes incident titles "
+        "and summaries; unset: the deterministic label only.",
+    )
+    llm_model: str = Field(default="gpt-4o-mini", description="Model name sent to SEISMO_LLM_URL.")
+    llm_api_key: SecretStr | None = Field(default=None, description="Bearer token for SEISMO_LLM_URL.")
+    llm_timeout_s: float = Field(default=10.0, gt=0, description="Seconds to wait for one LLM label.")
     correlate_open_alpha: float = Field(
         default=1e-3, gt=0, lt=1, description="Poisson tail below which a service's burst of error signals "
         "beats its background rate and opens an incident.",

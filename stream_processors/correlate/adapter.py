@@ -32,6 +32,7 @@ from seismo.settings import Settings
 from seismo.topics import Topics
 from stream_processors.correlate.align import Aligner, PartitionClock
 from stream_processors.correlate.correlator import Correlator, CorrelatorConfig
+from stream_processors.correlate.llm import LlmConfig, LlmLabeler
 from stream_processors.correlate.probe import KafkaProbe, PartitionProbe
 from stream_processors.correlate.publish import build
 from stream_processors.correlate.signals import Signal, from_anomaly, from_event
@@ -55,8 +56,8 @@ class CorrelateAdapter:
     name = "correlate"
 
     def __init__(self, topics: Topics, cfg: CorrelatorConfig, probe: PartitionProbe, lateness_s: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.topics, self.cfg, self.probe = topics, cfg, probe
+                 clock: Callable[[], float] = time.monotonic, labeler: LlmLabeler | None = None) -> None:
+        self.topics, self.cfg, self.probe, self.labeler = topics, cfg, probe, labeler
         self.lateness_us = int(lateness_s * _US)
         self._clocks: dict[int, PartitionClock] = {}
         self._touched: set[int] = set()
@@ -80,7 +81,11 @@ class CorrelateAdapter:
         )
         topics = Topics.from_settings(settings)
         probe = KafkaProbe(settings.bootstrap, topics.enriched, topics.raw)
-        return cls(topics, cfg, probe, settings.correlate_lateness_s)
+        labeler = None
+        if settings.llm_url:
+            key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+            labeler = LlmLabeler(LlmConfig(settings.llm_url, settings.llm_model, key, settings.llm_timeout_s))
+        return cls(topics, cfg, probe, settings.correlate_lateness_s, labeler=labeler)
 
     @property
     def inputs(self) -> list[str]:
@@ -196,7 +201,7 @@ class CorrelateAdapter:
             for iid in sorted(self._pending):
                 inc = corr.incidents.get(iid)
                 if inc is not None:
-                    incident = build(inc, corr)
+                    incident = build(inc, corr, self.labeler)
                     out.emit(self.topics.incidents, iid.encode(), self._encode(incident.to_avro()))
         self._pending.clear()
         if self._corr is not None:

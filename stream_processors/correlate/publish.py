@@ -21,6 +21,7 @@ from schemas.models import (
 from stream_processors.correlate.correlator import Correlator
 from stream_processors.correlate.incident_state import IncidentState
 from stream_processors.correlate.label import dominant_template, fallback
+from stream_processors.correlate.llm import LlmLabeler
 from stream_processors.correlate.rank import dependency_edges, rank
 from stream_processors.correlate.remediation import suggest
 
@@ -48,12 +49,16 @@ def fingerprint(root: str, inc: IncidentState) -> str:
     return hashlib.sha1(f"{root}\x00{template}".encode(), usedforsecurity=False).hexdigest()[:16]
 
 
-def build(state: IncidentState, c: Correlator) -> Incident:
+def build(state: IncidentState, c: Correlator, labeler: LlmLabeler | None = None) -> Incident:
+    """The published incident; ``labeler`` (optional) may replace the deterministic label."""
     inc = c.view(state)
     candidates = rank(inc, c.topo, c.changes)
     label = fallback(inc, candidates)
     root = candidates[0].service if candidates else ""
     fp = fingerprint(root, inc)
+    if labeler is not None and root and not inc.merged_into:
+        facts = [f"{r[4]}: {r[6]}" for r in inc.evidence if not str(r[3]).startswith("anomaly")][:12]
+        label = labeler.label(fp, root, dominant_template(inc), sorted(inc.services), facts, label)
     remediation = suggest(inc, root, None, fp) if root else []
     names = sorted(set(inc.services) | {x.service for x in candidates})
     weights = {x.service: x.score for x in candidates}

@@ -101,7 +101,7 @@ def test_the_same_problem_returning_within_the_grace_period_reopens_the_incident
     assert c.incidents[iid].status == "open" and c.incidents[iid].reopened == 1
 
 
-def test_a_signal_naming_one_incident_and_sharing_a_trace_with_another_merges_them_under_the_older_id() -> None:
+def test_a_signal_naming_one_incident_sharing_a_trace_with_another_merges_them_under_the_older_id() -> None:
     c = Correlator()
     feed(c, [sig("a1", 0, "auth", "pool exhausted"), sig("a2", 5, "auth", "pool exhausted"),
              sig("b1", 30, "search", "disk full", trace_id="t9"), sig("b2", 35, "search", "disk full"),
