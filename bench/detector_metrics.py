@@ -15,7 +15,7 @@ from pathlib import Path
 from docblock import write_block
 
 BLOCK = "detectors"
-SECTIONS = ("detectors-nab", "detectors-hdfs")
+SECTIONS = ("detectors-nab", "detectors-hdfs")  # created empty with the block; others are added at its end
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,14 @@ def ranking(labels: Sequence[bool], scores: Sequence[float]) -> Ranking:
 
 
 def write_section(path: Path, section: str, body: str) -> None:
-    """Write ``section`` (one of :data:`SECTIONS`) inside the ``detectors`` block of ``path``."""
+    """Write block ``section`` inside the ``detectors`` block of ``path`` (created when missing)."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     if f"<!-- {BLOCK}:begin -->" not in text:
         empty = "\n\n".join(f"<!-- {name}:begin -->\n<!-- {name}:end -->" for name in SECTIONS)
         write_block(path, BLOCK, "## Detectors: NAB and HDFS\n\n" + empty)
+        text = path.read_text(encoding="utf-8")
+    if f"<!-- {section}:begin -->" not in text:  # a new section goes at the end of the block
+        end = f"<!-- {BLOCK}:end -->"
+        text = text.replace(end, f"\n<!-- {section}:begin -->\n<!-- {section}:end -->\n{end}", 1)
+        path.write_text(text, encoding="utf-8")
     write_block(path, section, body)

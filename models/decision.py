@@ -8,9 +8,14 @@ one rule serves every series without per-corpus constants:
   of this signal's last ``window`` undamped scores (1.0 until ``min_samples`` were seen,
   so nothing fires while the baseline forms);
 * nothing is flagged during the first ``probation`` points;
-* after a flag the next ``cooldown`` points are quiet (one incident, one alert), and
-  their reported score is multiplied by ``damping`` so that a single global threshold
-  over the reported score also sees one alert per incident.
+* after a flag the next ``cooldown`` points are quiet (one incident, one alert).
+
+The *reported* score is the likelihood relative to that threshold, ``score / (score +
+threshold)``: 0.5 exactly at the signal's own threshold (the convention of the score
+step's other signals, ``z / (z + z_threshold)``), so one global threshold over the
+reported scores of many signals decides as each signal's own rule does.  While quiet it
+is multiplied by ``damping``, so that global threshold also sees one alert per incident,
+and so it is during probation, when the threshold is not yet the signal's own.
 
 :class:`ThresholdDecision` is the online rule; :func:`replay` applies the same rule to
 a recorded score stream given the thresholds' quantiles (what ``bench/nab.py`` sweeps
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,9 +47,9 @@ class DecisionParams:
     damping: float = 0.5
 
 
-@dataclass(frozen=True)
-class Decision:
-    """One point's decision; ``reported`` is the score damped while quiet."""
+class Decision(NamedTuple):
+    """One point's decision; ``reported`` is the score relative to ``threshold`` (damped in
+    probation and while quiet).  A named tuple: one is made per point of every series."""
 
     threshold: float
     is_anomaly: bool
@@ -94,7 +100,15 @@ class ThresholdDecision(DataState):
             self._quiet_until = self._seen + 1 + p.cooldown
         self._seen += 1
         self._filter.update(score)
-        return Decision(threshold, is_anomaly, in_probation, score * p.damping if quiet else score)
+        relative = relative_score(score, threshold)
+        damped = quiet or in_probation
+        return Decision(threshold, is_anomaly, in_probation, relative * p.damping if damped else relative)
+
+
+def relative_score(score: float, threshold: float) -> float:
+    """``score / (score + threshold)`` in [0, 1): 0.5 at the threshold, 0.0 when both are 0."""
+    total = score + threshold
+    return score / total if total > 0.0 else 0.0
 
 
 def past_quantiles(scores: Sequence[float], q: float, window: int, min_samples: int = 50) -> list[float]:
@@ -127,5 +141,8 @@ def replay(
         flags[i] = True
         quiet_until = i + 1 + p.cooldown
         quiet[i + 1 : quiet_until] = True
-    reported = np.where(quiet, values * p.damping, values)
+    total = values + thresholds
+    relative = np.divide(values, total, out=np.zeros_like(values), where=total > 0.0)
+    quiet[: p.probation] = True  # probation's scores are damped like a cooldown's
+    reported = np.where(quiet, relative * p.damping, relative)
     return flags.tolist(), reported.tolist()

@@ -50,9 +50,10 @@ class Explanation:
 class Verdict:
     """The ensemble's decision for one point; ``explanation`` is set for anomalies.
 
-    ``score`` is the calibrated ensemble score in [0, 1], damped during a cooldown;
-    ``undamped`` is the same score before damping and ``members`` each member's
-    calibrated score (what ``bench/nab.py`` replays and ranks).
+    ``score`` is the ensemble likelihood relative to this signal's ``threshold``
+    (``models.decision``: 0.5 at the threshold, damped during a cooldown), so scores of
+    different signals compare; ``undamped`` is the likelihood itself, in [0, 1], and
+    ``members`` each member's calibrated likelihood (what ``bench/nab.py`` replays and ranks).
     """
 
     score: float
@@ -71,7 +72,7 @@ class Ensemble(DataState):
     The decision is :class:`models.decision.ThresholdDecision`: threshold
     ``max(min_threshold, margin * Q_q)`` over the ``quantile`` of this signal's own
     past scores, ``probation``, and a ``cooldown`` whose reported scores are
-    multiplied by ``cooldown_damping``.
+    multiplied by ``cooldown_damping``; the reported score is relative to the threshold.
     """
 
     def __init__(
@@ -99,6 +100,8 @@ class Ensemble(DataState):
         self.cooldown_damping = cooldown_damping
         self.seed = seed
         self._calibrators = {name: Calibrator() for name in self.members}
+        self._weights = {name: m.weight for name, m in self.members.items()}
+        self._top_weight = max(self._weights.values())
         self.decision_params = DecisionParams(
             quantile, quantile_window, margin, min_threshold, probation, cooldown, cooldown_damping
         )
@@ -128,10 +131,9 @@ class Ensemble(DataState):
 
     def _combine(self, raw: Mapping[str, float]) -> tuple[float, dict[str, float]]:
         calibrated = {name: self._calibrators[name].calibrate(raw[name]) for name in raw}
-        weights = {n: self.members[n].weight for n in calibrated}
+        weights = self._weights
         if self.combine == "max":
-            top = max(weights.values())
-            score = max(weights[n] * c for n, c in calibrated.items()) / top
+            score = max(weights[n] * c for n, c in calibrated.items()) / self._top_weight
         else:
             score = sum(weights[n] * c for n, c in calibrated.items()) / sum(weights.values())
         return min(max(score, 0.0), 1.0), calibrated

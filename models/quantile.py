@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from itertools import islice
 
 from models.rolling import RollingMoments, RollingWindow
 from models.state import DataState, Document, StateError, floats, text_keys
@@ -46,10 +47,13 @@ class QuantileFilter(DataState):
         return self._values.quantile(self.q)
 
 
+_SQRT2 = math.sqrt(2.0)
+
+
 def gaussian_surprise(z: float) -> float:
     """``-log10 P(Z > z)`` for a standard normal Z, finite for every finite z."""
     if z < 8.0:
-        return -math.log10(max(0.5 * math.erfc(z / math.sqrt(2.0)), 1e-300))
+        return -math.log10(max(0.5 * math.erfc(z / _SQRT2), 1e-300))
     # Mills-ratio asymptote: P(Z > z) ~ phi(z) / z, exact to <2% here.
     return (z * z / 2.0 + math.log(z * math.sqrt(2.0 * math.pi))) / math.log(10.0)
 
@@ -82,6 +86,7 @@ class Calibrator(DataState):
         self.half = half
         self._recent: deque[float] = deque(maxlen=short_window)
         self._averages = RollingMoments(long_window)  # only its mean and deviation are read
+        self._last: tuple[float, float] | None = None  # (raw, average) last computed, not state
 
     STATE_FORMAT = "seismo.calibrator"
 
@@ -96,23 +101,31 @@ class Calibrator(DataState):
         averages.load(text_keys(state["averages"]))
         self._recent = deque(recent, maxlen=self.short_window)
         self._averages = averages
+        self._last = None
 
     def _average_with(self, raw: float) -> float:
-        recent = list(self._recent)
-        if len(recent) == self.short_window:
-            recent.pop(0)
-        recent.append(raw)
-        return sum(recent) / len(recent)
+        # the same left-to-right sum as over a copy of the window with ``raw`` appended
+        # (bit for bit), without the copy; ``update`` reuses what ``calibrate`` computed
+        last = self._last
+        if last is not None and last[0] == raw:
+            return last[1]
+        start = 1 if len(self._recent) == self.short_window else 0
+        average = (sum(islice(self._recent, start, None)) + raw) / (len(self._recent) - start + 1)
+        self._last = (raw, average)
+        return average
 
     def calibrate(self, raw: float) -> float:
         if len(self._averages) < self.min_samples:
             return 0.0
         average = self._average_with(raw)
-        spread = max(self._averages.std(), self.min_std * max(1.0, abs(self._averages.mean())))
-        surprise = gaussian_surprise((average - self._averages.mean()) / spread)
+        averages = self._averages
+        mean = averages.mean()
+        spread = max(averages.std(), self.min_std * max(1.0, abs(mean)))
+        surprise = gaussian_surprise((average - mean) / spread)
         return surprise / (surprise + self.half)
 
     def update(self, raw: float) -> None:
         average = self._average_with(raw)
+        self._last = None
         self._recent.append(raw)
         self._averages.push(average)

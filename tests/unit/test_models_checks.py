@@ -19,8 +19,9 @@ from models.hst import HSTDetector
 from models.iforest import IsolationForestDetector
 from models.iqr import IQRDetector
 from models.robust_zscore import RobustZScore
-from models.series import default_ensemble
+from models.series import default_ensemble, shape_ensemble
 from models.session import SessionInvariants
+from models.shape import NearestWindow
 from models.state import StateError
 
 
@@ -39,6 +40,7 @@ FACTORIES: dict[str, Callable[[int], Detector]] = {
     "hst": lambda seed: HSTDetector(n_trees=3, height=4, window_size=20, seed=seed),
     "ensemble": _small_ensemble,
     "default_ensemble": default_ensemble,
+    "shape_ensemble": shape_ensemble,
     "session_invariants": lambda seed: SessionInvariants(min_samples=10, seed=seed),
     # micro-batch detectors, refit every few points so the streams below refit several times
     "iforest": lambda seed: IsolationForestDetector(
@@ -47,11 +49,12 @@ FACTORIES: dict[str, Callable[[int], Detector]] = {
     "autoencoder": lambda seed: AutoEncoderDetector(
         hidden=8, latent=2, epochs=3, window=64, min_samples=16, refit_every=32, seed=seed
     ),
+    "nearest_window": lambda seed: NearestWindow(length=4, bank=40, min_windows=10, feature="a", seed=seed),
     "template_clusters": lambda seed: TemplateClusterDetector(
         window=100, refit_every=20, min_cluster_size=3, seed=seed
     ),
 }
-ENSEMBLES = {"ensemble", "default_ensemble"}
+ENSEMBLES = {"ensemble", "default_ensemble", "shape_ensemble"}
 # torch is the optional ``deep`` extra: CI runs without it, so these detectors cannot learn there.
 NEEDS_TORCH = {"autoencoder"}
 HAVE_TORCH = importlib.util.find_spec("torch") is not None

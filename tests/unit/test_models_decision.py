@@ -8,8 +8,9 @@ import random
 
 import pytest
 
-from models.decision import DecisionParams, ThresholdDecision, past_quantiles, replay
+from models.decision import DecisionParams, ThresholdDecision, past_quantiles, relative_score, replay
 from models.series import default_ensemble
+from models.state import StateError
 
 
 def _scores(n: int, seed: int = 5) -> list[float]:
@@ -45,8 +46,10 @@ def test_nothing_is_flagged_during_probation_and_a_flag_quiets_the_next_cooldown
     flagged = [i for i, d in enumerate(decisions) if d.is_anomaly]
     assert flagged[0] == 100
     assert all(b - a == 31 for a, b in itertools.pairwise(flagged))
-    assert decisions[101].reported == pytest.approx(0.495)
+    assert decisions[100].reported == pytest.approx(0.99 / (0.99 + decisions[100].threshold))
+    assert decisions[101].reported == pytest.approx(0.5 * 0.99 / (0.99 + decisions[101].threshold))
     assert all(d.in_probation for d in decisions[:100])
+    assert decisions[50].reported == pytest.approx(0.5 * 0.99 / (0.99 + decisions[50].threshold))
 
 
 def test_a_restored_rule_continues_exactly_like_the_original() -> None:
@@ -67,3 +70,22 @@ def test_the_ensemble_keeps_its_saved_layout_so_existing_states_still_load() -> 
     assert doc["version"] == 1
     assert set(doc["state"]) == {"members", "calibrators", "filter", "seen", "quiet_until"}
     assert model.decision_params.cooldown == 100
+
+
+@pytest.mark.parametrize(
+    "state",
+    [b"not json", b'{"format":"seismo.threshold_decision","version":1,"state":{"seen":"x"}}',
+     b'{"format":"seismo.ensemble","version":1,"state":{}}'],
+)
+def test_a_state_that_is_not_a_decision_rule_is_refused(state: bytes) -> None:
+    with pytest.raises(StateError):
+        ThresholdDecision().load_state(state)
+
+
+def test_the_reported_score_is_one_half_at_the_threshold_so_signals_compare() -> None:
+    rule = ThresholdDecision(DecisionParams(probation=0, cooldown=0), min_samples=10)
+    for _ in range(50):
+        rule.decide(0.2)
+    threshold = rule.threshold()
+    assert rule.decide(threshold).reported == pytest.approx(0.5)
+    assert relative_score(0.0, 0.0) == 0.0
