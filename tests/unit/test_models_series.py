@@ -67,3 +67,12 @@ def test_scored_rows_are_written_as_timestamp_value_score_is_anomaly() -> None:
         "timestamp,value,score,is_anomaly",
         "2024-01-01 00:00:00,1.5,0.250000,1",
     ]
+
+
+def test_a_flagged_point_scores_at_least_one_half_and_no_quiet_point_reaches_it() -> None:
+    rows = list(score_series(_daily(3000, spike_at=2500, seed=4)))
+    flagged = [i for i, row in enumerate(rows) if row.is_anomaly]
+    assert flagged
+    assert all(rows[i].score >= 0.5 for i in flagged)
+    quiet = {j for i in flagged for j in range(i + 1, i + 101)}
+    assert all(rows[j].score < 0.5 for j in quiet if j < len(rows))
