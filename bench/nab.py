@@ -1,6 +1,7 @@
 """NAB standard-profile score of ``models.series``, in-sample and leave-one-category-out.
 
-Usage: ``python bench/nab.py --data ../shared/data/nab [--jobs 2] [--write-docs docs/benchmarks.md]``
+Usage: ``python bench/nab.py --data ../shared/data/nab [--jobs 2] [--ensemble default|shape]
+[--verbose] [--write-docs docs/benchmarks.md]``
 
 Every series is scored once by the metric detector (featurizer + ensemble), recording
 the undamped ensemble score and each member's calibrated score; decision rules are then
@@ -14,6 +15,10 @@ all files pooled (scoring rules in ``bench/nab_scoring.py``):
   categories that have windows, and all files pooled with their folds' choices;
 * **AUC-ROC / AUC-PR** of each member's calibrated score and of the ensemble's score,
   rows after NAB's probation, a row inside a labelled window being positive.
+
+``--ensemble shape`` measures ``models.series.shape_ensemble`` (the default plus the
+contextual ``NearestWindow`` member) the same way; ``--write-docs`` writes each ensemble's
+tables into its own section of the ``detectors`` block.
 """
 
 from __future__ import annotations
