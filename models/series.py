@@ -7,7 +7,7 @@ then learned; the output for a prefix never changes when more data is appended.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -70,12 +70,17 @@ def shape_ensemble(seed: int = 0) -> Ensemble:
 
 
 class MetricDetector(DataState):
-    """Featurizer plus ensemble for one signal; ``process`` is score-decide-learn."""
+    """Featurizer plus ensemble for one signal; ``process`` is score-decide-learn.
 
-    def __init__(self, seed: int = 0) -> None:
+    ``ensemble`` builds the ensemble from the seed (:func:`default_ensemble`, or
+    :func:`shape_ensemble` to opt into the contextual member); a state saved by one
+    ensemble does not load into another (:class:`models.state.StateError`).
+    """
+
+    def __init__(self, seed: int = 0, ensemble: Callable[[int], Ensemble] | None = None) -> None:
         self.seed = seed
         self._featurizer = MetricFeaturizer()
-        self._ensemble = default_ensemble(seed)
+        self._ensemble = (ensemble or default_ensemble)(seed)
 
     STATE_FORMAT = "seismo.metric_detector"
 
@@ -92,9 +97,11 @@ class MetricDetector(DataState):
         return ScoredPoint(timestamp, value, verdict.score, verdict.is_anomaly, verdict.explanation)
 
 
-def score_series(points: Iterable[tuple[datetime, float]], seed: int = 0) -> Iterator[ScoredPoint]:
+def score_series(
+    points: Iterable[tuple[datetime, float]], seed: int = 0, ensemble: Callable[[int], Ensemble] | None = None
+) -> Iterator[ScoredPoint]:
     """Score ``(timestamp, value)`` points lazily, in order, in one pass."""
-    detector = MetricDetector(seed=seed)
+    detector = MetricDetector(seed=seed, ensemble=ensemble)
     for timestamp, value in points:
         yield detector.process(timestamp, value)
 

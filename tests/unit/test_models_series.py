@@ -7,7 +7,10 @@ import math
 import random
 from datetime import datetime, timedelta
 
-from models.series import MetricDetector, ScoredPoint, score_series, write_scored_csv
+import pytest
+
+from models.series import MetricDetector, ScoredPoint, score_series, shape_ensemble, write_scored_csv
+from models.state import StateError
 
 START = datetime(2024, 1, 1)
 STEP = timedelta(minutes=5)
@@ -76,3 +79,16 @@ def test_a_flagged_point_scores_at_least_one_half_and_no_quiet_point_reaches_it(
     assert all(rows[i].score >= 0.5 for i in flagged)
     quiet = {j for i in flagged for j in range(i + 1, i + 101)}
     assert all(rows[j].score < 0.5 for j in quiet if j < len(rows))
+
+
+def test_the_shape_ensemble_is_opt_in_and_its_state_stays_its_own() -> None:
+    series = _daily(1400, spike_at=1300)
+    original = MetricDetector(seed=0, ensemble=shape_ensemble)
+    for stamp, value in series[:700]:
+        original.process(stamp, value)
+    restored = MetricDetector(seed=0, ensemble=shape_ensemble)
+    restored.load_state(original.save_state())
+    tail = series[700:]
+    assert [restored.process(*p).score for p in tail] == [original.process(*p).score for p in tail]
+    with pytest.raises(StateError):
+        MetricDetector(seed=0).load_state(original.save_state())
