@@ -1,6 +1,6 @@
 """NAB standard-profile score of ``models.series``, in-sample and leave-one-category-out.
 
-Usage: ``python bench/nab.py --data ../shared/data/nab [--jobs 2] [--ensemble default|shape]
+Usage: ``python bench/nab.py --data ../shared/data/nab [--jobs 2] [--ensemble default|relative|shape]
 [--verbose] [--write-docs docs/benchmarks.md]``
 
 Every series is scored once by the metric detector (featurizer + ensemble), recording
@@ -17,7 +17,8 @@ all files pooled (scoring rules in ``bench/nab_scoring.py``):
   rows after NAB's probation, a row inside a labelled window being positive.
 
 ``--ensemble shape`` measures ``models.series.shape_ensemble`` (the default plus the
-contextual ``NearestWindow`` member) the same way; ``--write-docs`` writes each ensemble's
+contextual ``NearestWindow`` member) the same way, ``--ensemble relative`` the default
+reporting its score relative to each series' threshold; ``--write-docs`` writes each ensemble's
 tables into its own section of the ``detectors`` block.
 """
 
@@ -31,15 +32,25 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from detector_metrics import ranking, write_section
-from nab_loco import GRID, Fold, Replayer, Series, describe, leave_one_category_out, pooled
+from nab_loco import Fold, Replayer, Series, describe, leave_one_category_out, pooled
 from nab_scoring import score_at, sweep
 
 from models.decision import DecisionParams
 from models.ensemble import Ensemble
 from models.features import MetricFeaturizer
-from models.series import default_ensemble, parse_timestamp, read_series_csv, shape_ensemble
+from models.series import (
+    default_ensemble,
+    parse_timestamp,
+    read_series_csv,
+    relative_ensemble,
+    shape_ensemble,
+)
 
-ENSEMBLES: dict[str, Callable[[int], Ensemble]] = {"default": default_ensemble, "shape": shape_ensemble}
+ENSEMBLES: dict[str, Callable[[int], Ensemble]] = {
+    "default": default_ensemble,
+    "relative": relative_ensemble,
+    "shape": shape_ensemble,
+}
 ENSEMBLE_SCORE = "ensemble"
 
 
@@ -164,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     with ProcessPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
         series = list(pool.map(run_file, tasks))
-    replayer = Replayer(series)
     shipped = ENSEMBLES[args.ensemble](0).decision_params
+    replayer = Replayer(series, shipped)
     everything = tuple(range(len(series)))
     threshold = replayer.best_threshold(everything, shipped)
     folds = leave_one_category_out(replayer)
@@ -175,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"`{m}`" for m in series[0].members),
         f"shipped rule: {describe(shipped)}; chosen on all categories: {describe(chosen)}"
         + (" (the same)" if chosen == shipped else " (differs: update models.series)"),
-        f"in-sample best threshold {threshold:.6f}; {len(GRID)} candidate rules",
+        f"in-sample best threshold {threshold:.6f}; {len(replayer.candidates)} candidate rules; "
+        f"reported score: {'relative to the threshold' if shipped.relative else 'the likelihood'}",
         *(f"held out {f.category}: rule {describe(f.params)}, threshold {f.threshold:.6f}" for f in folds),
     ]
     scores, aucs = score_table(replayer, folds, shipped, threshold), auc_table(series, replayer, shipped)

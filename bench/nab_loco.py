@@ -24,12 +24,17 @@ from models.decision import DecisionParams, past_quantiles, replay
 # The candidates: the quantile of the signal's own past scores, the margin below it, the
 # floor (0.5 is the likelihood the calibrator gives a tail probability of 1e-5, HTM's alert
 # level) and the cooldown.  Ties go to the first candidate in this order.
-GRID: tuple[DecisionParams, ...] = tuple(
-    DecisionParams(quantile=q, margin=m, min_threshold=f, cooldown=c)
-    for q, m, f, c in itertools.product(
-        (0.98, 0.99, 0.995, 0.999), (0.7, 0.8, 0.9, 1.0), (0.4, 0.5, 0.6), (25, 50, 100, 200)
-    )
+QUANTILES, MARGINS, FLOORS, COOLDOWNS = (0.98, 0.99, 0.995, 0.999), (0.7, 0.8, 0.9, 1.0), (0.4, 0.5, 0.6), (
+    25, 50, 100, 200,
 )
+
+
+def grid(base: DecisionParams) -> tuple[DecisionParams, ...]:
+    """Every candidate rule; what the grid does not vary (window, damping, ...) is ``base``'s."""
+    return tuple(
+        replace(base, quantile=q, margin=m, min_threshold=f, cooldown=c)
+        for q, m, f, c in itertools.product(QUANTILES, MARGINS, FLOORS, COOLDOWNS)
+    )
 
 
 @dataclass(frozen=True)
@@ -64,8 +69,9 @@ class Outcome:
 class Replayer:
     """Replays candidate rules over recorded series, caching every pass it computes."""
 
-    def __init__(self, series: Sequence[Series]) -> None:
+    def __init__(self, series: Sequence[Series], base: DecisionParams) -> None:
         self.series = tuple(series)
+        self.candidates = grid(base)
         self._quantiles = cache(self._past_quantiles)
         self._runs = cache(self._run)
         self._null = cache(self._frame)
@@ -98,8 +104,8 @@ class Replayer:
 
     def choose(self, indices: tuple[int, ...]) -> DecisionParams:
         """The candidate with the best pooled own-decision score on ``indices`` (first on ties)."""
-        totals = [sum(self.own_raw(i, p) for i in indices) for p in GRID]
-        return GRID[int(np.argmax(totals))]
+        totals = [sum(self.own_raw(i, p) for i in indices) for p in self.candidates]
+        return self.candidates[int(np.argmax(totals))]
 
     def best_threshold(self, indices: tuple[int, ...], params: DecisionParams) -> float:
         corpus = [p for i in indices for p in self.points(i, params)]

@@ -10,12 +10,13 @@ one rule serves every series without per-corpus constants:
 * nothing is flagged during the first ``probation`` points;
 * after a flag the next ``cooldown`` points are quiet (one incident, one alert).
 
-The *reported* score is the likelihood relative to that threshold, ``score / (score +
-threshold)``: 0.5 exactly at the signal's own threshold (the convention of the score
-step's other signals, ``z / (z + z_threshold)``), so one global threshold over the
-reported scores of many signals decides as each signal's own rule does.  While quiet it
-is multiplied by ``damping``, so that global threshold also sees one alert per incident,
-and so it is during probation, when the threshold is not yet the signal's own.
+The *reported* score is the likelihood itself, multiplied by ``damping`` while quiet so
+that a single global threshold over it also sees one alert per incident.  With
+``relative`` it is instead the likelihood relative to the signal's threshold, ``score /
+(score + threshold)``: 0.5 exactly at it (the score step's ``z / (z + z_threshold)``
+convention), so one global threshold over many signals decides as each signal's own rule
+does; it is then damped in probation too, when the threshold is not yet the signal's own.
+Not the default: the correlator's ``anomaly_floor`` is set on the likelihood scale.
 
 :class:`ThresholdDecision` is the online rule; :func:`replay` applies the same rule to
 a recorded score stream given the thresholds' quantiles (what ``bench/nab.py`` sweeps
@@ -45,11 +46,12 @@ class DecisionParams:
     probation: int = 150
     cooldown: int = 50
     damping: float = 0.5
+    relative: bool = False
 
 
 class Decision(NamedTuple):
-    """One point's decision; ``reported`` is the score relative to ``threshold`` (damped in
-    probation and while quiet).  A named tuple: one is made per point of every series."""
+    """One point's decision; ``reported`` is the score as the rule reports it (see the module).
+    A named tuple: one is made per point of every series."""
 
     threshold: float
     is_anomaly: bool
@@ -100,9 +102,9 @@ class ThresholdDecision(DataState):
             self._quiet_until = self._seen + 1 + p.cooldown
         self._seen += 1
         self._filter.update(score)
-        relative = relative_score(score, threshold)
-        damped = quiet or in_probation
-        return Decision(threshold, is_anomaly, in_probation, relative * p.damping if damped else relative)
+        if p.relative:
+            score, quiet = relative_score(score, threshold), quiet or in_probation
+        return Decision(threshold, is_anomaly, in_probation, score * p.damping if quiet else score)
 
 
 def relative_score(score: float, threshold: float) -> float:
@@ -141,8 +143,9 @@ def replay(
         flags[i] = True
         quiet_until = i + 1 + p.cooldown
         quiet[i + 1 : quiet_until] = True
-    total = values + thresholds
-    relative = np.divide(values, total, out=np.zeros_like(values), where=total > 0.0)
-    quiet[: p.probation] = True  # probation's scores are damped like a cooldown's
-    reported = np.where(quiet, relative * p.damping, relative)
+    if p.relative:
+        total = values + thresholds
+        values = np.divide(values, total, out=np.zeros_like(values), where=total > 0.0)
+        quiet[: p.probation] = True  # probation's scores are damped like a cooldown's
+    reported = np.where(quiet, values * p.damping, values)
     return flags.tolist(), reported.tolist()

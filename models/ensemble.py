@@ -50,10 +50,10 @@ class Explanation:
 class Verdict:
     """The ensemble's decision for one point; ``explanation`` is set for anomalies.
 
-    ``score`` is the ensemble likelihood relative to this signal's ``threshold``
-    (``models.decision``: 0.5 at the threshold, damped during a cooldown), so scores of
-    different signals compare; ``undamped`` is the likelihood itself, in [0, 1], and
-    ``members`` each member's calibrated likelihood (what ``bench/nab.py`` replays and ranks).
+    ``score`` is the ensemble likelihood in [0, 1] as the decision rule reports it
+    (``models.decision``: damped during a cooldown; with ``relative_score``, relative to
+    ``threshold``, 0.5 at it); ``undamped`` is the likelihood itself and ``members`` each
+    member's calibrated likelihood (what ``bench/nab.py`` replays and ranks).
     """
 
     score: float
@@ -72,7 +72,8 @@ class Ensemble(DataState):
     The decision is :class:`models.decision.ThresholdDecision`: threshold
     ``max(min_threshold, margin * Q_q)`` over the ``quantile`` of this signal's own
     past scores, ``probation``, and a ``cooldown`` whose reported scores are
-    multiplied by ``cooldown_damping``; the reported score is relative to the threshold.
+    multiplied by ``cooldown_damping``; ``relative_score`` reports the score relative to
+    the threshold instead of the likelihood.
     """
 
     def __init__(
@@ -86,6 +87,7 @@ class Ensemble(DataState):
         cooldown: int = 50,
         combine: Combine = "max",
         cooldown_damping: float = 0.5,
+        relative_score: bool = False,
         seed: int = 0,
     ) -> None:
         if not members:
@@ -103,7 +105,8 @@ class Ensemble(DataState):
         self._weights = {name: m.weight for name, m in self.members.items()}
         self._top_weight = max(self._weights.values())
         self.decision_params = DecisionParams(
-            quantile, quantile_window, margin, min_threshold, probation, cooldown, cooldown_damping
+            quantile, quantile_window, margin, min_threshold, probation, cooldown, cooldown_damping,
+            relative_score,
         )
         self._decision = ThresholdDecision(self.decision_params)
 

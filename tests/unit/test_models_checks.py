@@ -19,7 +19,7 @@ from models.hst import HSTDetector
 from models.iforest import IsolationForestDetector
 from models.iqr import IQRDetector
 from models.robust_zscore import RobustZScore
-from models.series import default_ensemble, shape_ensemble
+from models.series import default_ensemble, relative_ensemble, shape_ensemble
 from models.session import SessionInvariants
 from models.shape import NearestWindow
 from models.state import StateError
@@ -41,6 +41,7 @@ FACTORIES: dict[str, Callable[[int], Detector]] = {
     "ensemble": _small_ensemble,
     "default_ensemble": default_ensemble,
     "shape_ensemble": shape_ensemble,
+    "relative_ensemble": relative_ensemble,
     "session_invariants": lambda seed: SessionInvariants(min_samples=10, seed=seed),
     # micro-batch detectors, refit every few points so the streams below refit several times
     "iforest": lambda seed: IsolationForestDetector(
@@ -54,7 +55,7 @@ FACTORIES: dict[str, Callable[[int], Detector]] = {
         window=100, refit_every=20, min_cluster_size=3, seed=seed
     ),
 }
-ENSEMBLES = {"ensemble", "default_ensemble", "shape_ensemble"}
+ENSEMBLES = {"ensemble", "default_ensemble", "shape_ensemble", "relative_ensemble"}
 # torch is the optional ``deep`` extra: CI runs without it, so these detectors cannot learn there.
 NEEDS_TORCH = {"autoencoder"}
 HAVE_TORCH = importlib.util.find_spec("torch") is not None

@@ -27,6 +27,8 @@ def _scores(n: int, seed: int = 5) -> list[float]:
         DecisionParams(),
         DecisionParams(quantile=0.999, window=500, margin=0.7, cooldown=25),
         DecisionParams(quantile=1.0, margin=1.0, min_threshold=0.3, probation=10, cooldown=0),
+        DecisionParams(relative=True),
+        DecisionParams(quantile=0.98, margin=0.9, cooldown=200, relative=True),
     ],
 )
 def test_replaying_recorded_scores_decides_exactly_like_the_online_rule(params: DecisionParams) -> None:
@@ -46,10 +48,10 @@ def test_nothing_is_flagged_during_probation_and_a_flag_quiets_the_next_cooldown
     flagged = [i for i, d in enumerate(decisions) if d.is_anomaly]
     assert flagged[0] == 100
     assert all(b - a == 31 for a, b in itertools.pairwise(flagged))
-    assert decisions[100].reported == pytest.approx(0.99 / (0.99 + decisions[100].threshold))
-    assert decisions[101].reported == pytest.approx(0.5 * 0.99 / (0.99 + decisions[101].threshold))
+    assert decisions[100].reported == 0.99
+    assert decisions[101].reported == pytest.approx(0.495)
     assert all(d.in_probation for d in decisions[:100])
-    assert decisions[50].reported == pytest.approx(0.5 * 0.99 / (0.99 + decisions[50].threshold))
+    assert decisions[50].reported == 0.99  # the likelihood is damped only while quiet
 
 
 def test_a_restored_rule_continues_exactly_like_the_original() -> None:
@@ -82,8 +84,12 @@ def test_a_state_that_is_not_a_decision_rule_is_refused(state: bytes) -> None:
         ThresholdDecision().load_state(state)
 
 
-def test_the_reported_score_is_one_half_at_the_threshold_so_signals_compare() -> None:
-    rule = ThresholdDecision(DecisionParams(probation=0, cooldown=0), min_samples=10)
+def test_a_relative_score_is_one_half_at_the_threshold_and_damped_in_probation() -> None:
+    early = ThresholdDecision(DecisionParams(probation=100, relative=True), min_samples=10)
+    first = [early.decide(0.99) for _ in range(20)][-1]
+    assert first.in_probation
+    assert first.reported == pytest.approx(0.5 * 0.99 / (0.99 + first.threshold))
+    rule = ThresholdDecision(DecisionParams(probation=0, cooldown=0, relative=True), min_samples=10)
     for _ in range(50):
         rule.decide(0.2)
     threshold = rule.threshold()
