@@ -89,16 +89,17 @@ def through_pipeline(events_path: Path, total: int, timeout: float) -> tuple[lis
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "seismo", "ingest", str(events_path)], env=env, check=True,
                    capture_output=True)
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in finally) not a pipe: an unread pipe blocks
     worker = subprocess.Popen([sys.executable, "-m", "seismo", "worker"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              stdout=subprocess.DEVNULL, stderr=log)
     checks = [("normalize", "events.raw"), ("score", "events.enriched"), ("correlate", "events.enriched"),
               ("correlate", "anomalies"), ("correlate", "signals")]
     try:
         deadline = time.monotonic() + timeout
         while True:
             if worker.poll() is not None:
-                tail = worker.stderr.read().decode()[-2000:] if worker.stderr else ""
-                raise RuntimeError(f"the worker exited: {tail}")
+                log.seek(0)
+                raise RuntimeError(f"the worker exited: {log.read().decode(errors='replace')[-2000:]}")
             try:
                 states = [_committed(bootstrap, f"{group}-{step}", prefix + topic) for step, topic in checks]
             except Exception:  # topics not created yet
@@ -106,7 +107,9 @@ def through_pipeline(events_path: Path, total: int, timeout: float) -> tuple[lis
             if states[0][0] >= total and all(d == e for d, e in states):
                 break
             if time.monotonic() > deadline:
-                raise TimeoutError(f"pipeline not done after {timeout:.0f} s: {states}")
+                log.seek(0)
+                tail = log.read().decode(errors="replace")[-2000:]
+                raise TimeoutError(f"pipeline not done after {timeout:.0f} s: {states}\n{tail}")
             time.sleep(1.0)
         elapsed = time.monotonic() - started
         return _read(bootstrap, prefix + "incidents"), elapsed
@@ -116,6 +119,7 @@ def through_pipeline(events_path: Path, total: int, timeout: float) -> tuple[lis
             worker.wait(60)
         except subprocess.TimeoutExpired:
             worker.kill()
+        log.close()
         _clean(bootstrap, prefix, group, settings)
 
 

@@ -30,13 +30,23 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream_processors.correlate.incident_state import IncidentState, incident_id, subject_refs
+from stream_processors.correlate.incident_state import (
+    EFFECT,
+    IncidentState,
+    incident_id,
+    subject_refs,
+)
 from stream_processors.correlate.links import Link, LinkKind, link, surprise
 from stream_processors.correlate.signals import Signal, SignalKind
 from stream_processors.correlate.topology import Topology
 
 _US = 1_000_000
 TEMPLATE_MEMORY_US = 24 * 3600 * _US
+
+
+def coherence_key(sig: Signal) -> str:
+    """What makes two symptoms "the same message": the template, else the first word (error class)."""
+    return sig.template_id or (sig.summary.split(maxsplit=1) or [""])[0].rstrip(":")
 
 
 @dataclass(frozen=True)
@@ -124,11 +134,16 @@ class Correlator:
             # a trace or a named service says which incident; only such evidence merges incidents
             specific = [lk for lk in links if lk.specific]
             pool = specific or ([] if mentions else links)  # it names a service elsewhere: not these
-            pool.sort(key=lambda lk: (-lk.confidence, self.incidents[lk.incident].opened_us, lk.incident))
+            pool.sort(key=lambda lk: (-lk.confidence, -self._freshness(lk),
+                                      self.incidents[lk.incident].opened_us, lk.incident))
             best = pool[0]
             inc = self.incidents[best.incident]
             for other in specific[1:]:
-                if other.incident != best.incident and other.incident in self.incidents:
+                # naming one service that is in two incidents (the cause of one, a victim in the other)
+                # says which of them is fresher, not that they are one
+                joins = (LinkKind.TRACE in other.kinds or LinkKind.ENTITY in other.kinds
+                         or other.via != best.via)
+                if joins and other.incident != best.incident and other.incident in self.incidents:
                     gone = self.incidents[other.incident]
                     if gone.is_open and inc.is_open:
                         inc = self._merge(inc, gone, touched)
@@ -144,9 +159,18 @@ class Correlator:
         touched.add(inc.id)
         return touched
 
+    def _freshness(self, lk: Link) -> int:
+        facts = self.incidents[lk.incident].services.get(lk.via)
+        return facts.last_us if facts is not None else 0
+
     def _admissible(self, sig: Signal, lk: Link) -> bool:
         if lk.confidence < self.cfg.join_confidence:
             return False
+        if not lk.specific and not EFFECT.search(sig.summary) and sig.event_kind != "alert":
+            # a failure of its own in a service that so far only suffered others' is a new problem
+            origin, effect = [*self.incidents[lk.incident].hints.get(sig.service, []), 0, 0][:2]
+            if effect and not origin:
+                return False
         if sig.kind is SignalKind.WEAK:  # a warning line: only into a service already in, by trace
             facts = self.incidents[lk.incident].services.get(sig.service)
             return facts is not None and facts.count > 0 and LinkKind.TRACE in lk.kinds
@@ -162,9 +186,13 @@ class Correlator:
         if (sig.event_kind == "alert" and sig.severity >= 2) or sig.severity >= 4:
             return True
         window = int(self.cfg.window_s * _US)
-        n = sum(1 for p in self.pending.get(sig.service, ()) if sig.ts_us - int(p["t"]) <= window)
+        recent = [p for p in self.pending.get(sig.service, ()) if sig.ts_us - int(p["t"]) <= window]
         rate = self._rate(sig.service, sig.ts_us - window)
-        return surprise(n, rate, self.cfg.window_s) < self.cfg.open_alpha
+        # one problem repeats one message: a burst of the same template (or error class) needs the
+        # configured tail; a mix of unrelated errors a hundred times smaller
+        same = sum(1 for p in recent if coherence_key(Signal.from_json(p)) == coherence_key(sig))
+        return (surprise(same, rate, self.cfg.window_s) < self.cfg.open_alpha
+                or surprise(len(recent), rate, self.cfg.window_s) < self.cfg.open_alpha / 100)
 
     def _rate(self, service: str, before_us: int) -> float:
         """Unassigned symptoms per second of ``service`` before ``before_us`` (the burst under test

@@ -77,7 +77,9 @@ def link(sig: Signal, inc: IncidentState, topo: Topology, mentions: tuple[str, .
     if named or (sig.service in inc.mentions and sig.service not in inc.services):
         kinds.append(LinkKind.MENTION)
         via = named[0] if named else via
-    neighbours = [s for s in inc.services if s != sig.service and topo.calls_between(s, sig.service)]
+    # trouble flows from a dependency to its callers: a caller of the incident's services may be its
+    # victim; a service they call failing on its own is a new problem, not an effect of theirs
+    neighbours = [s for s in inc.services if s != sig.service and f"{sig.service}>{s}" in topo.calls]
     if neighbours:
         kinds.append(LinkKind.CALL)
         via = via if via != sig.service else neighbours[0]
