@@ -29,13 +29,14 @@ TOPICS = Topics("raw", "enriched", "anomalies", "cursors", "incidents", "dlq", "
 def run_adapter(events: Sequence[Event], partitions: int = 3, batch: int = 500,
                 cfg: CorrelatorConfig | None = None) -> tuple[list[Incident], float]:
     """(latest incidents, seconds spent in the step) for ``events`` in timestamp order."""
-    step = CorrelateAdapter(TOPICS, cfg or CorrelatorConfig(max_evidence=2000), FixedProbe(partitions))
     encode, decode = codec_for("event").encode, codec_for("incident").decode
     by_part: list[list[Record]] = [[] for _ in range(partitions)]
     for e in events:
         p = zlib.crc32(e.service.encode()) % partitions
         by_part[p].append(Record(TOPICS.enriched, p, len(by_part[p]), e.service.encode(),
                                  encode(e.to_avro()), 0))
+    empty = frozenset(p for p in range(partitions) if not by_part[p])
+    step = CorrelateAdapter(TOPICS, cfg or CorrelatorConfig(max_evidence=2000), FixedProbe(partitions, empty))
     latest: dict[str, Incident] = {}
     spent = 0.0
     cursor = [0] * partitions

@@ -138,3 +138,36 @@ def test_state_round_trips_through_json() -> None:
              kind=SignalKind.SPAN, span_id="s1", trace_id="t")])
     again = Correlator.from_json(c.to_json(), c.cfg)
     assert again.to_json() == c.to_json()
+
+
+def calls(c: Correlator, caller: str, callee: str) -> None:
+    c.topo.add_call(caller, callee)
+
+
+def test_two_unrelated_stray_errors_in_one_service_open_nothing_but_two_of_one_message_do() -> None:
+    c = Correlator()
+    feed(c, [sig("s1", 0, "cart", "AttributeError: 'NoneType' object"),
+             sig("s2", 60, "cart", "KeyError: 'x'")])
+    assert live(c) == []
+    feed(c, [sig("k1", 900, "ledger", "KeyError: 'x'"), sig("k2", 960, "ledger", "KeyError: 'x'")])
+    assert len(live(c)) == 1
+
+
+def test_a_caller_bursting_joins_its_dependencys_incident_but_a_callee_failing_on_its_own_does_not() -> None:
+    c = Correlator()
+    calls(c, "checkout", "payments")
+    calls(c, "payments", "ledger")
+    feed(c, [sig("p1", 0, "payments", "pool exhausted"), sig("p2", 5, "payments", "pool exhausted"),
+             sig("c1", 30, "checkout", "HTTP 500 on /pay"), sig("c2", 35, "checkout", "HTTP 500 on /pay"),
+             sig("l1", 40, "ledger", "disk full"), sig("l2", 45, "ledger", "disk full")])
+    groups = sorted(sorted(c.incidents[i].services) for i in live(c))
+    assert groups == [["checkout", "payments"], ["ledger"]]
+
+
+def test_a_victim_failing_in_its_own_way_starts_a_new_incident() -> None:
+    c = Correlator()
+    feed(c, [sig("p1", 0, "payments", "pool exhausted"), sig("p2", 5, "payments", "pool exhausted"),
+             sig("v1", 20, "checkout", "TimeoutError: upstream payments did not respond"),
+             sig("k1", 60, "checkout", "KeyError: 'currency'"),
+             sig("k2", 70, "checkout", "KeyError: 'currency'")])
+    assert len(live(c)) == 2
