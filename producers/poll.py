@@ -133,6 +133,24 @@ async def run_poller(
     return metrics
 
 
+def _token_hint(exc: ProducerError, source: str, config_path: Path) -> str:
+    """For a 401: which token was refused and where it came from (the fix is the operator's)."""
+    from producers.config import ConfigError, load_config
+    from producers.sources import AccessDenied
+
+    if not isinstance(exc, AccessDenied) or exc.status != 401:
+        return ""
+    try:
+        section = getattr(load_config(config_path), source, None)
+    except ConfigError:
+        return ""
+    if section is None or not hasattr(section, "token_env"):
+        return ""
+    origin = f"the {source}.token in {config_path}" if section.token is not None else section.token_env
+    return (f" — the token from {origin} was refused: check that it is current and has the scopes "
+            "docs/sources.md lists")
+
+
 def poll_command(
     settings: Any, source: str, config_path: Path, metrics_endpoint: tuple[str, int] | None = None
 ) -> int:
@@ -153,7 +171,7 @@ def poll_command(
             await run_poller(settings, source, config_path, stop,  # type: ignore[arg-type]
                              metrics=metrics, metrics_endpoint=metrics_endpoint)
         except ProducerError as exc:
-            log.error("seismo poll %s: %s", source, exc)
+            log.error("seismo poll %s: %s%s", source, exc, _token_hint(exc, source, config_path))
             log.info("poller %s stopped: %s", source, metrics.summary())
             return 2
         except OSError as exc:
