@@ -36,7 +36,9 @@ def run_adapter(events: Sequence[Event], partitions: int = 3, batch: int = 500,
         by_part[p].append(Record(TOPICS.enriched, p, len(by_part[p]), e.service.encode(),
                                  encode(e.to_avro()), 0))
     empty = frozenset(p for p in range(partitions) if not by_part[p])
-    step = CorrelateAdapter(TOPICS, cfg or CorrelatorConfig(max_evidence=2000), FixedProbe(partitions, empty))
+    ends = {p: len(by_part[p]) for p in range(partitions)}
+    probe = FixedProbe(partitions, empty, ends)
+    step = CorrelateAdapter(TOPICS, cfg or CorrelatorConfig(max_evidence=2000), probe)
     latest: dict[str, Incident] = {}
     spent = 0.0
     cursor = [0] * partitions

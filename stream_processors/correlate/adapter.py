@@ -44,6 +44,7 @@ GLOBAL = "correlate:global"
 SIGNAL_KEY = b"signals"
 _US = 1_000_000
 PROBE_EVERY_S = 2.0
+MAX_TICKS = 300  # about a minute of asking whether normalize finished a partition
 
 
 def clock_key(partition: int) -> str:
@@ -61,6 +62,9 @@ class CorrelateAdapter:
         self.lateness_us = int(lateness_s * _US)
         self._clocks: dict[int, PartitionClock] = {}
         self._touched: set[int] = set()
+        self._next_offset: dict[int, int] = {}
+        self._waiting = False
+        self._ticks = 0
         self._dirty: set[str] = set()
         self._aligner: Aligner | None = None
         self._corr: Correlator | None = None
@@ -80,7 +84,7 @@ class CorrelateAdapter:
             open_alpha=settings.correlate_open_alpha, reopen_grace_s=settings.correlate_reopen_grace_s,
         )
         topics = Topics.from_settings(settings)
-        probe = KafkaProbe(settings.bootstrap, topics.enriched, topics.raw)
+        probe = KafkaProbe(settings.bootstrap, topics.enriched, topics.raw, settings.group_id("normalize"))
         labeler = None
         if settings.llm_url:
             key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
@@ -142,6 +146,7 @@ class CorrelateAdapter:
             out.emit(self.topics.signals, SIGNAL_KEY,
                      json.dumps({"o": order, "s": sig.to_json()}, separators=(",", ":")).encode())
         self._touched.add(record.partition)
+        self._next_offset[record.partition] = record.offset + 1
         out.saw_event_time(ts_us)
 
     def _anomaly(self, record: Record, out: Output) -> None:
@@ -161,8 +166,10 @@ class CorrelateAdapter:
         assert aligner is not None and corr is not None
         try:
             msg = json.loads(record.value)
-            if "p" in msg:
-                aligner.mark(str(msg["p"]), int(msg["w"]))
+            if "tick" in msg:
+                self._release(aligner, corr)
+            elif "p" in msg:
+                aligner.mark(str(msg["p"]), int(msg["w"]), int(msg.get("o", 0)))
                 self._release(aligner, corr)
             else:
                 sig = Signal.from_json(msg["s"])
@@ -173,7 +180,16 @@ class CorrelateAdapter:
         self._dirty.add(GLOBAL)
 
     def _release(self, aligner: Aligner, corr: Correlator) -> None:
-        threshold = aligner.threshold(self._expected(aligner), self.lateness_us)
+        expected = self._expected(aligner)
+        idle, self._waiting = set(), False
+        for part in sorted(expected):
+            if part in aligner.marks:
+                p, offset = int(part[2:]), aligner.offsets.get(part, 0)
+                if self.probe.idle(p, offset):
+                    idle.add(part)
+                elif aligner.buffer and self.probe.caught_up(p, offset):
+                    self._waiting = True  # read to the end; normalize may not have finished: ask again
+        threshold = aligner.threshold(expected, self.lateness_us, idle)
         if threshold is None:
             return
         for key, raw in aligner.release(threshold):
@@ -193,9 +209,15 @@ class CorrelateAdapter:
     def end_batch(self, out: Output) -> None:
         for p in sorted(self._touched):
             self._dirty.add(clock_key(p))
-            mark = {"p": f"e:{p}", "w": self._clocks[p].watermark_us}
+            mark = {"p": f"e:{p}", "w": self._clocks[p].watermark_us, "o": self._next_offset[p]}
             out.emit(self.topics.signals, SIGNAL_KEY, json.dumps(mark, separators=(",", ":")).encode())
         self._touched.clear()
+        if self._waiting and self._ticks < MAX_TICKS:
+            # the runtime calls a step only with records: a tick brings the release check back
+            self._ticks += 1
+            out.emit(self.topics.signals, SIGNAL_KEY, b'{"tick":1}')
+        elif not self._waiting:
+            self._ticks = 0
         if self._pending and self._corr is not None:
             corr = self._corr
             for iid in sorted(self._pending):

@@ -23,6 +23,7 @@ or an anomaly — anomalies only annotate and are order-independent) is released
 from __future__ import annotations
 
 import bisect
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,21 +57,25 @@ class Aligner:
     """Stage 2 buffer of signals waiting for every partition's mark."""
 
     marks: dict[str, int] = field(default_factory=dict)
+    offsets: dict[str, int] = field(default_factory=dict)  # partition → offset after its last marked record
     released_us: int = 0  # every signal with key < this went out
     buffer: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)  # sorted (key, id, signal)
 
-    def mark(self, partition: str, watermark_us: int) -> None:
+    def mark(self, partition: str, watermark_us: int, next_offset: int = 0) -> None:
         if watermark_us > self.marks.get(partition, 0):
             self.marks[partition] = watermark_us
+        if next_offset > self.offsets.get(partition, 0):
+            self.offsets[partition] = next_offset
 
-    def threshold(self, expected: set[str], lateness_us: int) -> int | None:
-        """The release point, or None while an expected partition has sent no mark."""
-        if not expected:
+    def threshold(self, expected: set[str], lateness_us: int, idle: Collection[str] = ()) -> int | None:
+        """The release point, or None while an expected partition has sent no mark.  ``idle``
+        partitions (nothing more is coming) hold nothing back; when all are idle, everything goes."""
+        if not expected or any(p not in self.marks for p in expected):
             return None
-        try:
-            return min(self.marks[p] for p in expected) - lateness_us
-        except KeyError:
-            return None
+        busy = [self.marks[p] for p in expected if p not in idle]
+        if not busy:
+            return max(self.marks[p] for p in expected) + 1
+        return min(busy) - lateness_us
 
     def offer(self, key: int, sid: str, signal: dict[str, Any]) -> bool:
         """Buffer a signal; False when it is already behind the release point (handle it now)."""
@@ -90,9 +95,11 @@ class Aligner:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {"marks": self.marks, "rel": self.released_us, "buf": [list(x) for x in self.buffer]}
+        return {"marks": self.marks, "offs": self.offsets, "rel": self.released_us,
+                "buf": [list(x) for x in self.buffer]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Aligner:
-        return cls({str(k): int(v) for k, v in data.get("marks", {}).items()}, int(data.get("rel", 0)),
+        return cls({str(k): int(v) for k, v in data.get("marks", {}).items()},
+                   {str(k): int(v) for k, v in data.get("offs", {}).items()}, int(data.get("rel", 0)),
                    [(int(k), str(i), dict(s)) for k, i, s in data.get("buf", [])])

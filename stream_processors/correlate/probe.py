@@ -1,19 +1,24 @@
-"""How many partitions the correlator must wait for, and which of them are empty on the broker.
+"""How many partitions the correlator must wait for, which are empty, and which are idle.
 
 A seam (:class:`PartitionProbe`) so the adapter is tested without a broker.  The Kafka
-implementation asks the broker for the enriched topic's partition count once, and —
-only while some partition has sent no mark yet — whether that partition (and the raw
-partition that feeds it) has ever held a message.
+implementation asks the broker for the enriched topic's partition count once; whether a
+partition (and the raw partition that feeds it) ever held a message; and whether a
+partition is *idle*: the normalize step committed its raw partition to the end (so every
+enriched record it will make exists) and the correlator has read the enriched partition
+to its end.  An idle partition holds nothing back; a replayed file's tail is released.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 log = logging.getLogger(__name__)
+IDLE_RECHECK_S = 1.0
 
 
 class PartitionProbe(Protocol):
@@ -23,12 +28,21 @@ class PartitionProbe(Protocol):
     def empty(self, partition: int) -> bool:
         """True when the partition and its raw counterpart never held a message."""
 
+    def idle(self, partition: int, next_offset: int) -> bool:
+        """True when nothing more is coming on the partition: normalize has read its raw partition to
+        the end and ``next_offset`` (after the correlator's last record) is the enriched end."""
+
+    def caught_up(self, partition: int, next_offset: int) -> bool:
+        """True when ``next_offset`` is the enriched partition's end (normalize may still be working)."""
+
 
 class FixedProbe:
-    """A probe with a fixed answer (tests, and a fallback when the broker cannot be asked)."""
+    """A probe with a fixed answer (tests, the in-process benchmark): ``ends`` gives each partition's
+    end offset; a partition without one never idles."""
 
-    def __init__(self, count: int, empty: frozenset[int] = frozenset()) -> None:
-        self.count, self._empty = count, set(empty)
+    def __init__(self, count: int, empty: frozenset[int] = frozenset(), ends: dict[int, int] | None = None
+                 ) -> None:
+        self.count, self._empty, self.ends = count, set(empty), dict(ends or {})
 
     def partitions(self) -> int:
         return self.count
@@ -36,12 +50,25 @@ class FixedProbe:
     def empty(self, partition: int) -> bool:
         return partition in self._empty
 
+    def idle(self, partition: int, next_offset: int) -> bool:
+        end = self.ends.get(partition)
+        return end is not None and next_offset >= end
+
+    def caught_up(self, partition: int, next_offset: int) -> bool:
+        return self.idle(partition, next_offset)
+
 
 class KafkaProbe:
     """Asks the broker; blocks up to ``timeout`` per question; a broker error answers "not empty"."""
 
-    def __init__(self, bootstrap: str, enriched: str, raw: str, timeout: float = 5.0) -> None:
+    def __init__(self, bootstrap: str, enriched: str, raw: str, normalize_group: str, timeout: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.enriched, self.raw, self.timeout = enriched, raw, timeout
+        self._normalize = Consumer({"bootstrap.servers": bootstrap, "group.id": normalize_group,
+                                    "enable.auto.commit": False, "log_level": 3})
+        self._clock = clock
+        self._idle: dict[int, tuple[float, int, bool]] = {}  # partition → (asked at, offset, answer)
+        self._ends: dict[int, tuple[float, int]] = {}  # partition → (asked at, enriched end offset)
         self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "seismo-correlate-probe",
                                    "enable.auto.commit": False, "log_level": 3})
         self._count: int | None = None
@@ -63,3 +90,38 @@ class KafkaProbe:
             log.warning("correlate: cannot read the offsets of partition %s: %s", partition, exc)
             return False
         return True
+
+    def _end(self, partition: int, fresh: bool) -> int:
+        cached = self._ends.get(partition)
+        now = self._clock()
+        if not fresh and cached is not None and now - cached[0] < IDLE_RECHECK_S:
+            return cached[1]
+        _low, end = self._consumer.get_watermark_offsets(
+            TopicPartition(self.enriched, partition), timeout=self.timeout, cached=False)
+        self._ends[partition] = (now, int(end))
+        return int(end)
+
+    def caught_up(self, partition: int, next_offset: int) -> bool:
+        try:  # an end offset only grows: behind a cached one is behind, no round trip
+            return next_offset >= self._end(partition, False) and next_offset >= self._end(partition, True)
+        except KafkaException as exc:
+            log.warning("correlate: cannot read the end of partition %s: %s", partition, exc)
+            return False
+
+    def idle(self, partition: int, next_offset: int) -> bool:
+        if not self.caught_up(partition, next_offset):
+            return False
+        cached = self._idle.get(partition)
+        now = self._clock()
+        if cached is not None and cached[1] == next_offset and now - cached[0] < IDLE_RECHECK_S:
+            return cached[2]
+        answer = False
+        try:
+            _low, raw_end = self._consumer.get_watermark_offsets(
+                TopicPartition(self.raw, partition), timeout=self.timeout, cached=False)
+            (done,) = self._normalize.committed([TopicPartition(self.raw, partition)], timeout=self.timeout)
+            answer = max(done.offset, 0) >= raw_end
+        except KafkaException as exc:
+            log.warning("correlate: cannot tell whether partition %s is idle: %s", partition, exc)
+        self._idle[partition] = (now, next_offset, answer)
+        return answer

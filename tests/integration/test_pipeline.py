@@ -70,15 +70,19 @@ def scenario_file(path: Path) -> tuple[list[str], dict[str, set[str]]]:
         line("p-2", "payments", 5),
         line("p-bad-sev", "payments", 6, "loud"),
         line("p-3", "payments", 20),  # quiet > 10 min since p-err-1: resolves payments' incident
-        line("p-err-2", "payments", 21, "error", source="sentry", kind="error"),
+        # another problem (another message: the same one within 15 minutes would reopen the first)
+        line("p-err-2", "payments", 21, "error", source="sentry", kind="error", message="bank refused"),
+        line("p-err-2b", "payments", 21.5, "error", source="sentry", kind="error", message="bank refused"),
         line("c-3", "checkout", 6),
+        # one stray error opens nothing (issue #10): each payments incident is a burst of one message
+        line("p-err-1b", "payments", 3.5, "error", message="payments says p-err-1"),
     ]
     path.write_text("\n".join(lines) + "\n")
     valid = [json.loads(x)["id"] for x in lines if _valid(x)]
     expected = {
         "checkout": {"c-err-1", "c-err-2", "c-err-3"},
-        "payments#1": {"p-err-1"},
-        "payments#2": {"p-err-2"},
+        "payments#1": {"p-err-1", "p-err-1b"},
+        "payments#2": {"p-err-2", "p-err-2b"},
     }
     return valid, expected
 
@@ -219,6 +223,8 @@ def test_undecodable_messages_go_to_the_dlq_and_the_worker_keeps_going(
         message="still flowing",
     )
     pub.publish(raw, b"svc", codec_for("event").encode(ok.to_avro()))
+    again = ok.model_copy(update={"id": "after-garbage-2", "timestamp": T0 + timedelta(seconds=20)})
+    pub.publish(raw, b"svc", codec_for("event").encode(again.to_avro()))  # a burst, not a stray error
     pub.flush()
 
     def has_incident() -> bool:

@@ -87,3 +87,16 @@ def test_the_aligner_round_trips_through_json() -> None:
     aligner.mark("e:0", 7)
     aligner.offer(3, "x", {"id": "x"})
     assert Aligner.from_json(aligner.to_json()) == aligner
+
+
+def test_an_idle_partition_holds_nothing_back_and_when_all_are_idle_everything_goes() -> None:
+    aligner = Aligner()
+    for key, sid in ((100, "a"), (900, "b"), (990, "c")):
+        aligner.offer(key, sid, {"id": sid})
+    aligner.mark("e:0", 1000, 50)
+    aligner.mark("e:1", 200, 7)
+    expected = {"e:0", "e:1"}
+    assert aligner.threshold(expected, L) == 200 - L  # e:1 is behind: it may still send older keys
+    assert aligner.threshold(expected, L, idle={"e:1"}) == 1000 - L  # nothing more is coming from it
+    everything = aligner.threshold(expected, L, idle=expected)
+    assert [s["id"] for _, s in aligner.release(everything or 0)] == ["a", "b", "c"]
