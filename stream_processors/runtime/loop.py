@@ -21,10 +21,14 @@ The loop (:meth:`StepRuntime.run` blocks until :meth:`StepRuntime.stop`):
    after the last processed message committed.
 
 While the broker is away the loop waits for it rather than exit: a checkpoint waits as long as
-it takes for its outputs to be acknowledged (their delivery never times out) and retries a
-commit the coordinator cannot take yet; a commit the group refuses (its generation moved on
-while the broker was away) is dropped, and the partitions' next owner replays from the last
-commit.  Only a stop bounds the wait (``stop_flush_s``).
+it takes for its outputs to be acknowledged (their delivery never times out); a commit the
+coordinator cannot take yet stays pending for the next checkpoint (the loop goes on polling, so
+a rebalance can complete); a commit the group refuses (its generation moved on while the broker
+was away) is dropped, and the partitions' next owner replays from the last commit.  Only a stop
+bounds the wait (``stop_flush_s``).  A step that fails because a dependency is away
+(``KafkaException`` or a ``RecoverableError`` out of :meth:`Step.handle`) has not met a poison
+message: the runtime rewinds its partitions to the last checkpoint, forgets the step's states
+and, a second later, processes the records again.
 
 A crash replays at most the messages after the last commit, against the states of
 the last checkpoint; the steps are deterministic per key and ignore event ids they
@@ -46,11 +50,12 @@ from typing import Any, TypeVar
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from producers.exceptions import PublishError
+from producers.exceptions import RecoverableError as PublishRecoverable
 from producers.publisher import KafkaPublisher
 from seismo.logs import fields, kafka_logging
 from seismo.settings import Settings
 from seismo.topics import Topics
-from stream_processors.exceptions import InvalidEvent
+from stream_processors.exceptions import InvalidEvent, RecoverableError
 from stream_processors.runtime.deadletter import dead_letter
 from stream_processors.runtime.metrics import series
 from stream_processors.runtime.state import StateStore, StateUnavailable
@@ -67,6 +72,10 @@ _COORDINATOR_AWAY = frozenset({
     KafkaError.REQUEST_TIMED_OUT, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
     KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.NETWORK_EXCEPTION,
 })
+
+
+class _DependencyDown(Exception):
+    """A step's handle failed on something that is away, not on its record: rewind and retry."""
 
 
 class StepRuntime:
@@ -101,6 +110,8 @@ class StepRuntime:
         )
         self._loop = asyncio.new_event_loop()
         self._offsets: dict[tuple[str, int], int] = {}
+        self._first: dict[tuple[str, int], int] = {}  # first offset processed since the last commit
+        self._commit_warned = 0.0
         self._stop = threading.Event()
         self._metrics = series()
         self._label = step.name
@@ -132,7 +143,11 @@ class StepRuntime:
             while not self._stop.is_set():
                 messages = self._consumer.consume(self.batch_size, timeout=0.2)
                 if messages:
-                    self.process(messages)
+                    try:
+                        self.process(messages)
+                    except _DependencyDown as exc:
+                        self._rewind(exc)
+                        continue
                 # A short batch means the fetch waited out its timeout: caught up, so checkpoint now
                 # (commits stay fresh when traffic is light; a backlog checkpoints per interval).
                 caught_up = len(messages) < self.batch_size
@@ -181,6 +196,8 @@ class StepRuntime:
                 str(message.topic()), int(message.partition() or 0), int(message.offset() or 0),
                 message.key(), message.value() or b"", int(message.timestamp()[1]),
             ))
+        for record in records:  # where a rewind goes back to (records come in offset order)
+            self._first.setdefault((record.topic, record.partition), record.offset)
         self._load_states(records)
         out = Output()
         step, handle = self.step, self.step.handle
@@ -192,6 +209,8 @@ class StepRuntime:
                 handle(record, out)
             except InvalidEvent as exc:
                 self._dead_letter(record, exc, out)
+            except (KafkaException, RecoverableError, PublishRecoverable) as exc:  # not the record's fault
+                raise _DependencyDown(f"{record.topic}[{record.partition}]@{record.offset}: {exc!r}") from exc
             except Exception as exc:  # a bug must not stall the partition: park the message
                 log.exception(
                     "%s failed on %s[%s]@%s", self._label, record.topic, record.partition, record.offset,
@@ -250,8 +269,10 @@ class StepRuntime:
         if dirty:
             self._store_call("save_many", lambda: self.store.save_many(dirty))
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._offsets.items()]
-        self._commit(offsets)
+        if not self._commit(offsets):
+            return  # pending: the next checkpoint commits these offsets (or later ones)
         self._offsets.clear()
+        self._first.clear()
         self._metrics.checkpoint_seconds.labels(self._label).observe(time.perf_counter() - started)
         self._refresh_lag(offsets)
 
@@ -268,29 +289,51 @@ class StepRuntime:
             try:
                 self._publisher.flush(max(slice_s, 0.0))
                 return
-            except PublishError:
+            except PublishError as exc:
                 waited += slice_s
-                if self._publisher.stats.failed or (bounded and waited >= limit):
+                if self._publisher.stats.failed:
                     raise
+                if bounded and waited >= limit:
+                    raise PublishError(f"outputs not acknowledged within {limit:.0f}s") from exc
                 if not bounded and waited % 30 < 1.0:
                     log.warning("%s: the broker has not acknowledged the outputs for %.0f s; waiting for it",
                                 self._label, waited, extra=fields(step=self._label))
 
-    def _commit(self, offsets: list[TopicPartition]) -> None:
-        while True:
+    def _commit(self, offsets: list[TopicPartition]) -> bool:
+        """Commit ``offsets``: True when done or refused by the group (dropped, with a warning),
+        False while the coordinator is away (kept for the next checkpoint).  Once stopping,
+        any failure raises."""
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+            return True
+        except KafkaException as exc:
+            err = exc.args[0]
+            if self._stop.is_set() or not isinstance(err, KafkaError):
+                raise
+            if err.code() in _COORDINATOR_AWAY:
+                if time.monotonic() - self._commit_warned > 30:
+                    self._commit_warned = time.monotonic()
+                    log.warning("%s: the group coordinator is away (%s); the commit waits for the next "
+                                "checkpoint", self._label, err.str(), extra=fields(step=self._label))
+                return False
+            log.warning("%s: the group refused the commit (%s); the partitions' next owner replays "
+                        "from the last commit", self._label, err.str(), extra=fields(step=self._label))
+            return True
+
+    def _rewind(self, exc: _DependencyDown) -> None:
+        """Back to the last checkpoint: forget the step's states and what was processed since, seek
+        each partition to the first record after the last commit, and pause a second."""
+        log.warning("%s: a dependency failed (%s); rewinding to the last checkpoint to process again",
+                    self._label, exc, extra=fields(step=self._label))
+        for (topic, partition), offset in self._first.items():
             try:
-                self._consumer.commit(offsets=offsets, asynchronous=False)
-                return
-            except KafkaException as exc:
-                err = exc.args[0]
-                if self._stop.is_set() or not isinstance(err, KafkaError):
-                    raise
-                if err.code() not in _COORDINATOR_AWAY and not err.retriable():
-                    log.warning("%s: the group refused the commit (%s); the partitions' next owner "
-                                "replays from the last commit", self._label, err.str(),
-                                extra=fields(step=self._label))
-                    return
-                self._stop.wait(0.5)
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException:  # no longer ours: its next owner replays from the last commit
+                continue
+        self._offsets.clear()
+        self._first.clear()
+        self.step.revoked()
+        self._stop.wait(1.0)
 
     def _refresh_lag(self, committed: list[TopicPartition]) -> None:
         for tp in committed:
@@ -317,6 +360,8 @@ class StepRuntime:
         # A failing checkpoint raises out of consume(): the process exits and the partitions'
         # next owner replays from the last commit.
         self.checkpoint()
+        self._offsets.clear()  # a commit left pending is the next owner's to redo
+        self._first.clear()
         self.step.revoked()
 
     def _lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
@@ -324,6 +369,7 @@ class StepRuntime:
         # else's to redo; committing now would fail.  Drop it and start clean.
         log.warning("%s: partitions lost; dropping uncommitted work", self._label)
         self._offsets.clear()
+        self._first.clear()
         self.step.revoked()
 
     async def _close_store(self) -> None:

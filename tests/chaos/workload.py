@@ -156,7 +156,10 @@ def wait_settled(env: Env, workers: list[Any], timeout: float, log_names: list[s
     try:
         wait_for(done, timeout, "every step to consume all of its input", interval=1.0)
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{tails()}") from None
+        group = f"seismo-test-{env.run}"
+        progress = {f"{step} {topic}": consumed(f"{group}-{step}", topic, env.bootstrap)
+                    for step, topics in inputs.items() for topic in topics}
+        raise AssertionError(f"{exc}; (committed, end): {progress}\n{tails()}") from None
 
 
 def run_undisturbed(env: Env, records: list[tuple[bytes, bytes]], timeout: float = 120) -> None:
