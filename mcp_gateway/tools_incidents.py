@@ -96,6 +96,10 @@ def detail(ctx: GatewayContext, incident_id: str, max_items: int, max_tokens: in
             evidence=refs[:k],
             evidence_summary=summarize(len(refs), k, (r.service for r in refs), (_group(r) for r in refs)),
             feedback=fb.outcome.value if fb is not None else None,
+            summary=inc.summary, detected_at=inc.detected_at, merged_into=inc.merged_into,
+            merged_from=inc.merged_from, reopened=inc.reopened, label_quality=inc.label_quality,
+            graph_nodes=inc.graph_nodes, graph_edges=inc.graph_edges,
+            remediation_suggestions=inc.remediation_suggestions,
         )
 
     return fit(build, min(max_items, len(refs)), max_tokens)
