@@ -21,6 +21,7 @@ from importlib import resources
 from typing import Any
 
 import fastavro
+from fastavro.read import SchemaResolutionError
 from fastavro.schema import to_parsing_canonical_form
 
 from schemas.exceptions import CorruptMessageError, EncodeError, UnknownSchemaError
@@ -136,7 +137,7 @@ class AvroCodec:
         try:
             record = fastavro.schemaless_reader(body, writer, reader)
         except (EOFError, ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError,
-                struct.error, OverflowError) as exc:
+                struct.error, OverflowError, SchemaResolutionError) as exc:
             raise CorruptMessageError(f"corrupt {self.name} body: {exc!r}") from exc
         if body.read(1):
             raise CorruptMessageError(f"trailing bytes after {self.name} body")

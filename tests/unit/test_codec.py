@@ -108,6 +108,19 @@ def test_truncated_body_raises_corrupt_message_error() -> None:
         codec_for("event").decode(data[:-5])
 
 
+def test_a_body_fastavro_cannot_resolve_is_a_corrupt_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fastavro
+    from fastavro.read import SchemaResolutionError
+
+    def unresolvable(*args: object, **kwargs: object) -> object:
+        raise SchemaResolutionError("enum index out of range")
+
+    data = codec_for("event").encode(EVENT.to_avro())
+    monkeypatch.setattr(fastavro, "schemaless_reader", unresolvable)
+    with pytest.raises(CorruptMessageError, match="enum index"):
+        codec_for("event").decode(data)
+
+
 def test_event_v2_with_an_added_optional_field_reads_v1_data() -> None:
     store = SchemaStore()
     v1 = AvroCodec(load_schema("event"), store)
