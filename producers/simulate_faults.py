@@ -93,10 +93,10 @@ def bad_deploy(world: World, rng: random.Random, f: Fault) -> Injection:
                      attributes={"state": "firing"},
                      message=f"[FIRING:1] {svc} HighErrorRate: 5xx ratio {rng.uniform(8, 30):.1f}% > 2%"))
     for caller in world.callers(svc)[:2]:
-        out.extend(traced(world, rng, draft(
-            _at(f, rng, 100, 220), source="kubernetes", kind="log", service=caller, severity="error",
-            entity=k8s_entity(world, caller), message=f"upstream {svc} returned 503 for POST /api/{svc}/orders"),
-            svc, caller))
+        upstream = draft(_at(f, rng, 100, 220), source="kubernetes", kind="log", service=caller,
+                         severity="error", entity=k8s_entity(world, caller),
+                         message=f"upstream {svc} returned 503 for POST /api/{svc}/orders")
+        out.extend(traced(world, rng, upstream, svc, caller))
     rollback = rng.uniform(12, 18) * MIN
     out.append(draft(_at(f, rng, rollback, rollback), source="grafana", kind="deploy", service=svc,
                      severity="info", entity=release, message=f"Rolled back {svc} from {version} by on-call"))
@@ -109,9 +109,10 @@ def db_exhaustion(world: World, rng: random.Random, f: Fault) -> Injection:
     svc, db = f.root, world.databases.get(f.root, f"{f.root}-db")
     out, t = [], f.onset
     if rng.random() < 0.5:  # a config change shortly before: "what changed"
-        out.append(draft(_at(f, rng, -300, -90), source="kubernetes", kind="event", service=svc, severity="info",
-                         entity=k8s_entity(world, svc),
-                         message=f"ConfigMap prod/{svc}-config updated: pool.max_size 40 -> 20 (config change)"))
+        out.append(draft(_at(f, rng, -300, -90), source="kubernetes", kind="event", service=svc,
+                         severity="info", entity=k8s_entity(world, svc),
+                         message=f"ConfigMap prod/{svc}-config updated: pool.max_size 40 -> 20 "
+                                 "(config change)"))
     for i in range(rng.randint(6, 12)):
         out.append(draft(t, source="kubernetes", kind="log", service=svc, severity="error",
                          entity=k8s_entity(world, svc),
