@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from producers.cursors import Cursor, CursorStore, cursor_key
-from producers.exceptions import InvalidEvent, RecoverableError
+from producers.exceptions import DeliveryFailed, InvalidEvent, PublishError, RecoverableError
 from producers.metrics import Metrics
 from producers.publisher import EventPublisher
 from producers.ratelimit import Backoff, Clock, TokenBucket, with_retries
@@ -43,6 +43,7 @@ from schemas.models import DeadLetter, Event, Source
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+STOP_FLUSH_S = 5.0  # how long a stopping poller waits for the broker to acknowledge its last page
 
 
 class MalformedPayload(InvalidEvent):
@@ -169,13 +170,19 @@ class Poller:
         self._publisher, self._cursors = publisher, cursors
         self._clock, self._metrics = clock, metrics
         self.dedup = DedupWindow(config.dedup_window)
+        self._stopping: asyncio.Event | None = None
         self._event_codec, self._dlq_codec = codec_for("event"), codec_for("dead_letter")
 
     def key(self, stream: Stream) -> str:
         return cursor_key(self.config.source.value, stream.name)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll every stream each ``interval_s`` until ``stop`` is set; stops between pages, not mid-batch."""
+        """Poll every stream each ``interval_s`` until ``stop`` is set; stops between pages, not mid-batch.
+
+        A page whose events the broker has not acknowledged when ``stop`` is set is given up
+        after ``STOP_FLUSH_S`` (its cursor is not saved: the next run reads it again and the
+        events keep their ids), so a stop is not held by a broker that is away."""
+        self._stopping = stop
         while not stop.is_set():
             await self.cycle(stop)
             if stop.is_set():
@@ -263,4 +270,20 @@ class Poller:
             self._publisher.publish(self.config.dlq_topic, None, self._dlq_codec.encode(letter.to_avro()))
             log.warning("dead-lettered a %s payload: %s", stream, item.reason)
         self._metrics.increment("seismo_poller_dead_letters_total", len(rejected), labels)
-        await asyncio.to_thread(self._publisher.flush)
+        await self._flush()
+
+    async def _flush(self) -> None:
+        """Wait for the broker's acknowledgements in one-second slices (30 s in all, as the
+        publisher's own flush), and at most ``STOP_FLUSH_S`` more once the poller is stopping."""
+        waited = 0.0
+        while True:
+            try:
+                await asyncio.to_thread(self._publisher.flush, 1.0)
+                return
+            except DeliveryFailed:
+                raise  # those messages are gone: the page is read again
+            except PublishError:
+                waited += 1.0
+                stopping = self._stopping is not None and self._stopping.is_set()
+                if waited >= 30.0 or (stopping and waited >= STOP_FLUSH_S):
+                    raise

@@ -30,3 +30,8 @@ class InvalidEvent(ProducerError):
 
 class PublishError(RecoverableError):
     """Messages were not acknowledged by the broker; they may be published again safely."""
+
+
+class DeliveryFailed(PublishError):
+    """The broker refused messages (or their delivery timed out): they are gone from the
+    producer's queue, so waiting longer acknowledges nothing; publish them again."""

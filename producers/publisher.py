@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from producers.exceptions import PublishError
+from producers.exceptions import DeliveryFailed, PublishError
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +56,14 @@ class KafkaPublisher:
         config.update(overrides)
         self._producer = Producer(config)
         self.stats = DeliveryStats()
+        self._unreported = 0  # failed deliveries no flush has raised for yet
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:
             self.stats.delivered += 1
             return
         self.stats.failed += 1
+        self._unreported += 1
         if len(self.stats.errors) < 20:
             self.stats.errors.append(f"{msg.topic()}: {err.str()}")
         log.error("delivery to %s failed: %s", msg.topic(), err.str())
@@ -77,10 +79,14 @@ class KafkaPublisher:
         self._producer.poll(0)
 
     def flush(self, timeout: float = 30.0) -> None:
+        """Raises :class:`DeliveryFailed` once for deliveries that failed since the last flush
+        (those messages are gone), :class:`PublishError` when messages are still waiting for
+        the broker after ``timeout`` (a later flush may see them acknowledged)."""
         remaining = self._producer.flush(timeout)
+        if self._unreported:
+            failed, errors = self._unreported, self.stats.errors[:3]
+            self._unreported = 0
+            self.stats.errors.clear()
+            raise DeliveryFailed(f"{failed} messages failed delivery: {'; '.join(errors)}")
         if remaining:
             raise PublishError(f"{remaining} messages not acknowledged within {timeout:.0f}s")
-        if self.stats.failed:
-            raise PublishError(
-                f"{self.stats.failed} messages failed delivery: {'; '.join(self.stats.errors[:3])}"
-            )

@@ -49,7 +49,7 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from producers.exceptions import PublishError
+from producers.exceptions import DeliveryFailed, PublishError
 from producers.exceptions import RecoverableError as PublishRecoverable
 from producers.publisher import KafkaPublisher
 from seismo.logs import fields, kafka_logging
@@ -289,10 +289,10 @@ class StepRuntime:
             try:
                 self._publisher.flush(max(slice_s, 0.0))
                 return
+            except DeliveryFailed:
+                raise  # refused messages are gone from the queue: waiting acknowledges nothing
             except PublishError as exc:
                 waited += slice_s
-                if self._publisher.stats.failed:
-                    raise
                 if bounded and waited >= limit:
                     raise PublishError(f"outputs not acknowledged within {limit:.0f}s") from exc
                 if not bounded and waited % 30 < 1.0:

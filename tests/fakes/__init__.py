@@ -19,7 +19,7 @@ from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from producers.cursors import MemoryCursorStore
-from producers.exceptions import PublishError
+from producers.exceptions import DeliveryFailed
 from producers.metrics import RecordingMetrics
 from producers.poll import Wiring
 from producers.ratelimit import FakeClock
@@ -176,8 +176,8 @@ class FakeHttpServer:
 class RecordingPublisher:
     """An EventPublisher that keeps records; ``flush`` moves pending records to ``acked``.
 
-    ``fail_flushes`` makes the next N flushes raise PublishError and drop what was pending
-    (as if the broker never acknowledged it).
+    ``fail_flushes`` makes the next N flushes raise DeliveryFailed and drop what was pending
+    (as if the broker refused it).
     """
 
     def __init__(self) -> None:
@@ -192,7 +192,7 @@ class RecordingPublisher:
         if self.fail_flushes:
             self.fail_flushes -= 1
             self.pending.clear()
-            raise PublishError("broker did not acknowledge (fake)")
+            raise DeliveryFailed("broker refused the messages (fake)")
         self.acked.extend(self.pending)
         self.pending.clear()
 

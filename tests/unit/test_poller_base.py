@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from producers.base import Batch, DedupWindow, MalformedPayload, Poller, PollerConfig, Rejected
+from producers.base import STOP_FLUSH_S, Batch, DedupWindow, MalformedPayload, Poller, PollerConfig, Rejected
 from producers.cursors import Cursor, MemoryCursorStore
-from producers.exceptions import RecoverableError
+from producers.exceptions import PublishError, RecoverableError
 from producers.metrics import RecordingMetrics
 from producers.ratelimit import Backoff, FakeClock, TokenBucket, parse_retry_after, with_retries
 from schemas.models import Event, EventKind, Severity, Source
@@ -80,6 +80,46 @@ def test_a_cursor_is_saved_only_after_the_broker_acknowledged_the_page() -> None
     assert store.history == [("synthetic/scripted", {"n": 1})]
     assert [e.id for e in decoded_events(publisher)] == ["ev-1"]
     assert stream.seen == [None, None]
+
+
+class SlowBroker(RecordingPublisher):
+    """Acknowledges nothing for ``silent`` flushes (a timeout: the records stay queued)."""
+
+    def __init__(self, silent: int) -> None:
+        super().__init__()
+        self.silent, self.flushes = silent, 0
+
+    def flush(self, timeout: float = 30.0) -> None:
+        self.flushes += 1
+        if self.flushes <= self.silent:
+            raise PublishError(f"{len(self.pending)} messages not acknowledged within {timeout:.0f}s")
+        super().flush(timeout)
+
+
+def slow_poller(stream: ScriptedStream, silent: int) -> tuple[Poller, SlowBroker, AckCheckingStore]:
+    publisher = SlowBroker(silent)
+    store = AckCheckingStore(publisher)
+    config = PollerConfig(Source.SYNTHETIC, "raw", "dlq", interval_s=30)
+    return Poller(config, (stream,), publisher, store, FakeClock(), RecordingMetrics()), publisher, store
+
+
+def test_a_slow_broker_is_waited_for_and_the_page_then_counts_as_published() -> None:
+    stream = ScriptedStream(Batch([ev(1)], cursor={"n": 1}))
+    p, publisher, store = slow_poller(stream, silent=4)
+    assert asyncio.run(p.poll_once(stream)) is not None
+    assert store.load("synthetic/scripted") == {"n": 1}
+    assert [e.id for e in decoded_events(publisher)] == ["ev-1"]
+
+
+def test_a_stopping_poller_gives_up_on_an_unacknowledged_page_without_saving_its_cursor() -> None:
+    stream = ScriptedStream(Batch([ev(1)], cursor={"n": 1}))
+    p, publisher, store = slow_poller(stream, silent=1000)
+    stop = asyncio.Event()
+    stop.set()
+    p._stopping = stop  # what run(stop) sets
+    assert asyncio.run(p.poll_once(stream)) is None
+    assert publisher.flushes == STOP_FLUSH_S  # one-second slices, then it gives up
+    assert store.load("synthetic/scripted") is None
 
 
 def test_events_already_published_inside_the_window_are_dropped_and_counted() -> None:

@@ -1,0 +1,32 @@
+"""The publisher on the real broker: a refused message is reported once, and publishing goes on."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from producers.exceptions import DeliveryFailed
+from producers.publisher import KafkaPublisher
+from tests.kafka_utils import read_topic
+
+pytestmark = pytest.mark.kafka
+
+
+def test_a_refused_message_fails_one_flush_and_the_next_messages_are_delivered(kafka_bootstrap: str) -> None:
+    topic = f"t-{uuid.uuid4().hex[:10]}.small"
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    spec = NewTopic(topic, 1, 1, config={"max.message.bytes": "2048"})
+    admin.create_topics([spec])[topic].result(30)
+    try:
+        pub = KafkaPublisher(kafka_bootstrap, **{"compression.type": "none"})
+        pub.publish(topic, b"k", b"x" * 8192)  # larger than the topic takes: the broker refuses it
+        with pytest.raises(DeliveryFailed, match="failed delivery"):
+            pub.flush()
+        pub.publish(topic, b"k", b"fits")
+        pub.flush()  # the earlier failure was reported once; it does not fail every later flush
+        assert [v for _, v in read_topic(topic)] == [b"fits"]
+        assert pub.stats.failed == 1 and pub.stats.delivered == 1
+    finally:
+        admin.delete_topics([topic])[topic].result(30)
