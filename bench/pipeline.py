@@ -279,7 +279,7 @@ def latency(rate: int, seconds: int, every: int, processes: int, keep: bool) -> 
             due = started + i / rate
             while (lag := due - time.monotonic()) > 0:
                 time.sleep(min(lag, 0.005))
-            ev = _event(i, every, t0)
+            ev = _event(i, every, t0, rate)
             while True:
                 try:
                     producer.produce(raw, codec.encode(ev.to_avro()), ev.service.encode())
@@ -321,8 +321,8 @@ def _q(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def _event(i: int, every: int, t0: datetime) -> Event:
-    ts = t0 + timedelta(milliseconds=i)
+def _event(i: int, every: int, t0: datetime, rate: int) -> Event:
+    ts = t0 + timedelta(seconds=i / rate)  # event time keeps pace with the clock, as live sources do
     if i % every == every - 1:  # bursts of errors, one of 20 services at a time
         svc = f"lat-{(i // (every * 5)) % 20}"
         return Event(id=f"lat-{i}", source="kubernetes", kind="log", timestamp=ts, service=svc,

@@ -132,7 +132,8 @@ class Settings(BaseSettings):
     correlate_lateness_s: float = Field(
         default=30.0, ge=0, description="Event-time lateness a signal may have behind its own partition "
         "before it is ordered at the partition's edge; the correlator waits this long behind the slowest "
-        "partition.",
+        "partition, so it is also the floor of incident latency on live traffic (bench/pipeline.py: p99 "
+        "31 s at 30 s, 1.9 s at 1 s).",
     )
     correlate_lookback_s: float = Field(
         default=600.0, gt=0, description="How far back an opening incident absorbs the pending signals of "
