@@ -42,6 +42,7 @@ from confluent_kafka.admin import AdminClient
 
 from schemas.codec import codec_for
 from schemas.models import Event, Incident
+from seismo.local.process import child_pids
 from seismo.settings import Settings
 
 STEPS = {"normalize": "events.raw", "correlate": "events.enriched", "score": "events.enriched"}
@@ -104,7 +105,7 @@ class Run:
 def rss_mb(root: int) -> dict[str, float]:
     """Peak RSS (VmHWM) in MB of ``root`` and its children, by command role."""
     out: dict[str, float] = {}
-    for pid in [root, *_children(root)]:
+    for pid in [root, *child_pids(root)]:
         try:
             status = Path(f"/proc/{pid}/status").read_text()
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -121,7 +122,7 @@ def cpu_s(root: int) -> dict[str, float]:
     """CPU seconds (user + system) so far of ``root`` and its children, by command role."""
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
-    for pid in [root, *_children(root)]:
+    for pid in [root, *child_pids(root)]:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -131,19 +132,6 @@ def cpu_s(root: int) -> dict[str, float]:
         index = argv[argv.index(b"--index") + 1].decode() if b"--index" in argv else "0"
         out[f"{role}#{index}"] = (int(fields[11]) + int(fields[12])) / tick
     return out
-
-
-def _children(pid: int) -> list[int]:
-    kids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                kids.append(int(entry))
-    return kids
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

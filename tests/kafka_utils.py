@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from seismo.local.process import child_pids
 from seismo.settings import Settings
 
 
@@ -206,20 +207,6 @@ def stop(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
-
-
-def child_pids(pid: int) -> list[int]:
-    """The direct children of ``pid`` (from /proc)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry))
-    return out
 
 
 def kill_tree(proc: subprocess.Popen[Any]) -> None:

@@ -32,6 +32,24 @@ class ProcessRecord:
     started_at: float
 
 
+def child_pids(pid: int) -> list[int]:
+    """The direct children of ``pid``, from /proc (Linux; empty elsewhere).  For tests and benches
+    that look at a worker's step processes."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    out = []
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()

@@ -18,6 +18,7 @@ from models.series import MetricDetector, ScoredPoint
 from producers.publisher import KafkaPublisher
 from schemas.codec import codec_for
 from schemas.models import Anomaly, DeadLetter, Event
+from seismo.local.process import child_pids
 from seismo.topics import ensure_topics
 from tests.kafka_utils import Env, bootstrap, consumed, read_topic, stop, wait_for
 
@@ -178,22 +179,15 @@ def test_undecodable_and_invalid_events_are_dead_lettered_and_scoring_goes_on(
 
 
 def children(pid: int) -> list[int]:
-    """The score runtime children of `pid` (the worker may briefly run other helpers, e.g. `uname`)."""
+    """The score runtime children of `pid` (the worker runs one child per step)."""
     out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) != pid:
-                continue
-            try:
-                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"--role" in argv and b"score" in argv:
-                out.append(int(entry))
+    for child in child_pids(pid):
+        try:
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--role" in argv and b"score" in argv:
+            out.append(child)
     return out
 
 

@@ -52,3 +52,21 @@ def test_a_process_that_dies_while_starting_raises_with_its_log(tmp_path: Path) 
 
 def test_stop_without_a_record_is_a_no_op(tmp_path: Path) -> None:
     assert ManagedProcess("nothing", tmp_path).stop() is False
+
+
+def test_child_pids_lists_a_process_this_one_started_and_not_itself() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from seismo.local.process import child_pids
+
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        assert child.pid in child_pids(os.getpid())
+        assert os.getpid() not in child_pids(os.getpid())
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(10)
+    assert child.pid not in child_pids(os.getpid())
