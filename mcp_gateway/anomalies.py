@@ -15,10 +15,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError
 from pydantic import ValidationError
 
-from mcp_gateway.events_feed import start_offset
 from mcp_gateway.follower import TopicFollower
 from schemas.codec import codec_for
 from schemas.exceptions import SchemaError
@@ -78,38 +77,15 @@ class AnomalyMaterializer(TopicFollower):
     def __init__(self, bootstrap: str, topic: str, window: AnomalyWindow) -> None:
         super().__init__(bootstrap, topic, "seismo-gateway-anomalies", "anomalies")
         self.window = window
-        self._start: dict[int, int] = {}
-        self._end: dict[int, int] = {}
 
     def _assign(self) -> None:
-        while (parts := self._partitions()) is not None:
-            try:
-                since_ms = int((self.window.clock() - self.window.lookback_s) * 1000)
-                by_time = self._consumer.offsets_for_times(
-                    [TopicPartition(self.topic, p, since_ms) for p in parts], timeout=10
-                )
-                for tp in by_time:
-                    low, high = self._consumer.get_watermark_offsets(
-                        TopicPartition(self.topic, tp.partition), timeout=10
-                    )
-                    self._end[tp.partition] = high
-                    self._start[tp.partition] = start_offset(low, high, tp.offset, self.window.max_items)
-                    if high > 0:
-                        self.window.ever_published = True
-            except KafkaException as exc:
-                log.warning("waiting for Kafka: %s", exc)
-                self._stop.wait(1.0)
-                continue
-            self._consumer.assign([TopicPartition(self.topic, p, self._start[p]) for p in parts])
-            return
+        parts = self._assign_recent(self.window.lookback_s, self.window.clock, self.window.max_items)
+        if parts is not None and any(high > 0 for high in self._end.values()):
+            self.window.ever_published = True
 
     def _check_caught_up(self) -> None:
-        todo = [p for p in self._end if self._start[p] < self._end[p]]
-        if todo:
-            positions = self._consumer.position([TopicPartition(self.topic, p) for p in todo])
-            if any(tp.offset < self._end[tp.partition] for tp in positions):
-                return
-        self.window.caught_up.set()
+        if self._reached_end():
+            self.window.caught_up.set()
 
     def _run(self) -> None:
         codec = codec_for("anomaly")

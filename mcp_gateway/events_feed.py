@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaError, Message
 from pydantic import ValidationError
 
 from mcp_gateway.events_log import EventLog, LoggedEvent
@@ -20,14 +20,6 @@ from schemas.exceptions import SchemaError
 from schemas.models import Event
 
 log = logging.getLogger(__name__)
-
-
-def start_offset(low: int, high: int, by_time: int, max_events: int) -> int:
-    """Where a partition is read from: the later of its beginning ``low``, the first record
-    of the lookback ``by_time`` (negative: no record that recent, so ``high``) and
-    ``high - max_events``."""
-    first_recent = high if by_time < 0 else min(by_time, high)
-    return max(low, first_recent, high - max_events)
 
 
 class RecentEventsMaterializer(TopicFollower):
@@ -47,40 +39,18 @@ class RecentEventsMaterializer(TopicFollower):
         self.batch_size = batch_size
         self.undecodable = 0
         self.failed_batches = 0
-        self._start: dict[int, int] = {}
-        self._end: dict[int, int] = {}
 
     def _assign(self) -> None:
-        while (parts := self._partitions()) is not None:
-            try:
-                since_ms = int((self.events.clock() - self.events.lookback_s) * 1000)
-                by_time = self._consumer.offsets_for_times(
-                    [TopicPartition(self.topic, p, since_ms) for p in parts], timeout=10
-                )
-                for tp in by_time:
-                    low, high = self._consumer.get_watermark_offsets(
-                        TopicPartition(self.topic, tp.partition), timeout=10
-                    )
-                    self._end[tp.partition] = high
-                    self._start[tp.partition] = start_offset(low, high, tp.offset, self.events.max_events)
-            except KafkaException as exc:
-                log.warning("waiting for Kafka: %s", exc)
-                self._stop.wait(1.0)
-                continue
-            self._consumer.assign([TopicPartition(self.topic, p, self._start[p]) for p in parts])
+        parts = self._assign_recent(self.events.lookback_s, self.events.clock, self.events.max_events)
+        if parts is not None:
             log.info("reading %d recent events of %s", sum(self._end[p] - self._start[p] for p in parts),
                      self.topic)
-            return
 
     def _check_caught_up(self) -> None:
-        todo = [p for p in self._end if self._start[p] < self._end[p]]
-        if todo:
-            positions = self._consumer.position([TopicPartition(self.topic, p) for p in todo])
-            if any(tp.offset < self._end[tp.partition] for tp in positions):
-                return
-        self.events.caught_up.set()
-        if self.recent is not None:
-            self.recent.caught_up.set()
+        if self._reached_end():
+            self.events.caught_up.set()
+            if self.recent is not None:
+                self.recent.caught_up.set()
 
     def _decode(self, messages: list[Message]) -> list[tuple[Event, float, LoggedEvent]]:
         out: list[tuple[Event, float, LoggedEvent]] = []

@@ -10,7 +10,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from mcp_gateway.events_feed import start_offset
+from mcp_gateway.follower import start_offset
 from mcp_gateway.recent import (
     DISABLED,
     MAX_MESSAGE_CHARS,
