@@ -47,7 +47,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from producers.exceptions import DeliveryFailed, PublishError
 from producers.exceptions import RecoverableError as PublishRecoverable
@@ -111,6 +111,10 @@ class StepRuntime:
         self._loop = asyncio.new_event_loop()
         self._offsets: dict[tuple[str, int], int] = {}
         self._first: dict[tuple[str, int], int] = {}  # first offset processed since the last commit
+        # The replay fence: per partition, the offset up to which the saved states already hold the
+        # records' effects (and their outputs were acknowledged) although the commit did not land.
+        self._fence: dict[tuple[str, int], int] = {}
+        self._committed: dict[tuple[str, int], int] = {}  # the group's committed offset, as known
         self._commit_warned = 0.0
         self._stop = threading.Event()
         self._metrics = series()
@@ -166,6 +170,10 @@ class StepRuntime:
             log.warning("%s: stopped without a last checkpoint (%s); the partitions replay from the "
                         "last commit", self._label, exc, extra=fields(step=self._label))
         finally:
+            # What the last checkpoint did not commit stays uncommitted: closing revokes the
+            # partitions, and a checkpoint there would commit past a save or a delivery that failed.
+            self._offsets.clear()
+            self._first.clear()
             self._consumer.close()
             self._loop.run_until_complete(self._close_store())
             self._loop.close()
@@ -198,6 +206,14 @@ class StepRuntime:
             ))
         for record in records:  # where a rewind goes back to (records come in offset order)
             self._first.setdefault((record.topic, record.partition), record.offset)
+        self._load_fences(records)
+        fence = self._fence
+        replayed = [r for r in records if r.offset < fence[(r.topic, r.partition)]]
+        if replayed:  # already in the saved states, their outputs acknowledged: skipped
+            for record in replayed:
+                self._offsets[(record.topic, record.partition)] = record.offset + 1
+            self._metrics.replay_skipped.labels(self._label).inc(len(replayed))
+            records = [r for r in records if r.offset >= fence[(r.topic, r.partition)]]
         self._load_states(records)
         out = Output()
         step, handle = self.step, self.step.handle
@@ -234,6 +250,40 @@ class StepRuntime:
             m.event_time_lag.labels(self._label).set(time.time() - self._newest_event_us / 1e6)
         m.batch_seconds.labels(self._label).observe(time.perf_counter() - started)
 
+    def _load_fences(self, records: list[Record]) -> None:
+        """The replay fence of each partition first seen since it was assigned (or since a rewind).
+
+        A checkpoint saves, with the states and in the same write, ``{"next": offset, "base":
+        committed}`` per partition: the states hold every record before ``next``, and ``base`` is
+        the group's committed offset the saver knew.  When the commit after that save did not land
+        (the group rebalanced, the process stopped or died, the coordinator was away), the next
+        owner finds the group still at ``base``: it skips the records before ``next`` instead of
+        applying them to the states a second time.  A fence whose ``base`` is not the group's
+        committed offset (the commit landed, the offsets were reset, the topic was recreated) is
+        ignored."""
+        new = sorted({(r.topic, r.partition) for r in records} - self._fence.keys())
+        if not new:
+            return
+        try:
+            committed = self._consumer.committed([TopicPartition(t, p) for t, p in new], timeout=10)
+        except KafkaException as exc:
+            raise _DependencyDown(f"reading the committed offsets: {exc!r}") from exc
+        for tp in committed:
+            self._committed[(tp.topic, tp.partition)] = tp.offset
+        keys = {self._fence_key(t, p): (t, p) for t, p in new}
+        saved = self._store_call("load_many", lambda: self.store.load_many(sorted(keys)))
+        for key, tp in keys.items():
+            value = saved.get(key) or {}
+            valid = value.get("base") == self._committed.get(tp) and isinstance(value.get("next"), int)
+            self._fence[tp] = int(value["next"]) if valid else -1
+            if valid and int(value["next"]) > self._committed.get(tp, -1):
+                log.info("%s: %s[%s] resumes past the last commit (%s): the records before %s are "
+                         "already in the saved states", self._label, tp[0], tp[1], value["base"],
+                         value["next"], extra=fields(step=self._label))
+
+    def _fence_key(self, topic: str, partition: int) -> str:
+        return f"~fence/{self.group_id}/{topic}/{partition}"
+
     def _load_states(self, records: list[Record]) -> None:
         wanted = set(self.step.state_keys(records))
         if not wanted:
@@ -265,12 +315,16 @@ class StepRuntime:
             return
         started = time.perf_counter()
         self._flush(flush_s)
-        dirty = self.step.dirty_states()
-        if dirty:
-            self._store_call("save_many", lambda: self.store.save_many(dirty))
+        dirty = dict(self.step.dirty_states())
+        for (topic, partition), offset in self._offsets.items():  # saved in the same write
+            base = self._committed.get((topic, partition), OFFSET_INVALID)
+            dirty[self._fence_key(topic, partition)] = {"next": offset, "base": base}
+        self._store_call("save_many", lambda: self.store.save_many(dirty))
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._offsets.items()]
         if not self._commit(offsets):
             return  # pending: the next checkpoint commits these offsets (or later ones)
+        for tp in offsets:
+            self._committed[(tp.topic, tp.partition)] = tp.offset
         self._offsets.clear()
         self._first.clear()
         self._metrics.checkpoint_seconds.labels(self._label).observe(time.perf_counter() - started)
@@ -316,9 +370,12 @@ class StepRuntime:
                     log.warning("%s: the group coordinator is away (%s); the commit waits for the next "
                                 "checkpoint", self._label, err.str(), extra=fields(step=self._label))
                 return False
-            log.warning("%s: the group refused the commit (%s); the partitions' next owner replays "
-                        "from the last commit", self._label, err.str(), extra=fields(step=self._label))
-            return True
+            log.warning("%s: the group refused the commit (%s); the partitions' next owner resumes "
+                        "from the last commit, past what the saved states hold", self._label, err.str(),
+                        extra=fields(step=self._label))
+            self._offsets.clear()
+            self._first.clear()
+            return False
 
     def _rewind(self, exc: _DependencyDown) -> None:
         """Back to the last checkpoint: forget the step's states and what was processed since, seek
@@ -332,8 +389,13 @@ class StepRuntime:
                 continue
         self._offsets.clear()
         self._first.clear()
+        self._forget_fences()
         self.step.revoked()
         self._stop.wait(1.0)
+
+    def _forget_fences(self) -> None:
+        self._fence.clear()
+        self._committed.clear()
 
     def _refresh_lag(self, committed: list[TopicPartition]) -> None:
         for tp in committed:
@@ -362,6 +424,7 @@ class StepRuntime:
         self.checkpoint()
         self._offsets.clear()  # a commit left pending is the next owner's to redo
         self._first.clear()
+        self._forget_fences()
         self.step.revoked()
 
     def _lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
@@ -370,6 +433,7 @@ class StepRuntime:
         log.warning("%s: partitions lost; dropping uncommitted work", self._label)
         self._offsets.clear()
         self._first.clear()
+        self._forget_fences()
         self.step.revoked()
 
     async def _close_store(self) -> None:

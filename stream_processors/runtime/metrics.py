@@ -11,6 +11,8 @@ Series (``step`` is normalize, correlate or score):
 * ``seismo_step_events_in_total{step}`` — records taken from the input topics;
 * ``seismo_step_events_out_total{step,topic}`` — records sent (acknowledged at the next checkpoint);
 * ``seismo_step_dead_letters_total{step,error_type}`` — records sent to ``seismo.dlq``;
+* ``seismo_step_replay_skipped_total{step}`` — records after the last commit that a checkpoint
+  had already saved into the states (a commit that did not land), skipped rather than applied twice;
 * ``seismo_step_batch_seconds{step}`` — time to process one batch (histogram);
 * ``seismo_step_checkpoint_seconds{step}`` — outputs acknowledged → states saved → offsets committed;
 * ``seismo_step_consumer_lag{step,topic,partition}`` — messages between the committed
@@ -30,6 +32,7 @@ MetricName = Literal[
     "seismo_step_events_in_total",
     "seismo_step_events_out_total",
     "seismo_step_dead_letters_total",
+    "seismo_step_replay_skipped_total",
     "seismo_step_batch_seconds",
     "seismo_step_checkpoint_seconds",
     "seismo_step_consumer_lag",
@@ -62,6 +65,10 @@ class _Series:
         )
         self.dead_letters = Counter(
             _strip("seismo_step_dead_letters_total"), "Records dead-lettered.", ["step", "error_type"]
+        )
+        self.replay_skipped = Counter(
+            _strip("seismo_step_replay_skipped_total"),
+            "Records after the last commit that the saved states already held (skipped on replay).", ["step"],
         )
         self.batch_seconds = Histogram(
             "seismo_step_batch_seconds", "Processing time of one batch.", ["step"], buckets=_BUCKETS

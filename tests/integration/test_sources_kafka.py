@@ -8,7 +8,9 @@ has its own topic prefix (``seismo_env``); a missing broker fails the tests, nev
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -249,22 +251,41 @@ CHECKOUT_POD = "checkout-7d8f9c6b5-xyz12"
 PAYMENTS_POD = "payments-5f6d7c8b9-abcde"
 
 
+def start_on_free_port(settings: Settings, config: Path, tries: int = 5) -> tuple[BackgroundPoller, int]:
+    """A grafana poller serving metrics on a port that was free: another process on this machine
+    may take a port between ``free_port`` and the bind, so a poller that died on EADDRINUSE is
+    started again on another."""
+    for _ in range(tries):
+        port = free_port()
+        poller = BackgroundPoller(settings, "grafana", config, ("127.0.0.1", port))
+        deadline = time.monotonic() + 10  # the bind is the first thing run_poller does
+        while poller.error is None and time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    return poller, port
+            time.sleep(0.05)
+        error = poller.error
+        if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
+            continue
+        return poller, port
+    raise AssertionError(f"no free port after {tries} tries")
+
+
 def test_a_running_poller_serves_its_counters_at_get_metrics(
     seismo_env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, running: list[BackgroundPoller]
 ) -> None:
     monkeypatch.setenv("SEISMO_GRAFANA_TOKEN", "glsa_test")
     create_topics(seismo_env)
     now_ms = int(time.time() * 1000)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/metrics"
     published = 'seismo_poller_published_total{source="grafana",stream="annotations"} 3'
     with FakeGrafana() as fake:
         fake.annotations = [make_annotation(i, now_ms - i * 60_000, f"note {i}", ["service:payments"])
                             for i in (1, 2, 3)]
         config = write_config(tmp_path / "grafana.yaml", "grafana", {
             "base_url": fake.url, "dashboards": False, "alerts": False, "interval_s": 3600})
-        poller = BackgroundPoller(seismo_env.settings, "grafana", config, ("127.0.0.1", port))
+        poller, port = start_on_free_port(seismo_env.settings, config)
         running.append(poller)
+        url = f"http://127.0.0.1:{port}/metrics"
         scraped: list[httpx.Response] = []
 
         def counted() -> bool:

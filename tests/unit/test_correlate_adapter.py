@@ -79,3 +79,64 @@ def test_a_published_incident_carries_remediation_with_risk_classes_and_commands
         for r in inc.remediation_suggestions:
             assert r.risk in ("read-only", "reversible", "destructive")
             assert r.command and r.validation and 0 < r.success_probability < 1
+
+
+def run_with_score(
+    events: list[Event], batch: int, score_lag: int, partitions: int = 3
+) -> dict[str, Incident]:
+    """Correlate and score side by side like the runtime, the score step's anomalies reaching the
+    correlator ``score_lag`` batches after the events they were scored on (a score worker that lags,
+    even past the end of the input)."""
+    from stream_processors.score.adapter import ScoreAdapter
+    from stream_processors.score.scorer import ScoreConfig, Scorer
+
+    store: dict[str, dict[str, object]] = {}
+    encode, decode = codec_for("event").encode, codec_for("incident").decode
+    parts: list[list[Record]] = [[] for _ in range(partitions)]
+    for e in events:
+        p = zlib.crc32(e.service.encode()) % partitions
+        parts[p].append(Record(TOPICS.enriched, p, len(parts[p]), e.service.encode(), encode(e.to_avro()), 0))
+    probe = FixedProbe(partitions, ends={p: len(parts[p]) for p in range(partitions)})
+    step = CorrelateAdapter(TOPICS, CorrelatorConfig(max_evidence=20, anomaly_floor=0.3), probe)
+    step.attach(lambda key: store.get(key))  # type: ignore[arg-type, return-value]
+    score = ScoreAdapter(TOPICS, Scorer(ScoreConfig()))
+    latest: dict[str, Incident] = {}
+    delayed: list[list[Record]] = []
+    cursor, loop = [0] * partitions, []
+    while any(c < len(p) for c, p in zip(cursor, parts, strict=True)) or loop or delayed:
+        records = [r for p in range(partitions) for r in parts[p][cursor[p]:cursor[p] + batch]]
+        cursor = [c + batch for c in cursor]
+        scored = Output()
+        for r in records:
+            score.handle(r, scored)
+        score.end_batch(scored)
+        if records:
+            delayed.append([Record(TOPICS.anomalies, 0, 0, k, v, 0)
+                            for t, k, v in scored.records if t == TOPICS.anomalies])
+        arrived: list[Record] = []
+        while len(delayed) > score_lag:
+            arrived += delayed.pop(0)
+        if not records and delayed:  # the input is done; the score step still catches up
+            arrived += delayed.pop(0)
+        out = Output()
+        for r in records + loop + arrived:
+            step.handle(r, out)
+        step.end_batch(out)
+        loop = []
+        for topic, key, value in out.records:
+            if topic == TOPICS.signals:
+                loop.append(Record(TOPICS.signals, 0, 0, key, value, 0))
+            elif key is not None:
+                latest[key.decode()] = Incident.from_avro(decode(value))
+    return latest
+
+
+def test_the_anomalies_an_incident_cites_do_not_depend_on_how_far_the_score_step_lags() -> None:
+    events, _ = simulate(6, 4, seed=5, duration=timedelta(minutes=90))
+    prompt = run_with_score(events, batch=100, score_lag=0)
+    lagging = run_with_score(events, batch=100, score_lag=4)
+    cited = [e for i in prompt.values() for e in i.evidence if e.kind.startswith("anomaly:")]
+    assert cited, "the scenario must have incidents that cite anomalies for the comparison to mean something"
+    assert prompt == lagging
+    late = run_with_score(events, batch=100, score_lag=40)  # every anomaly after the last event
+    assert prompt == late
