@@ -26,6 +26,7 @@ class Topics:
     incidents: str
     dlq: str
     signals: str = "seismo.signals"  # internal: the correlator's per-partition stage → its global stage
+    feedback: str = "seismo.feedback"  # verdicts on incidents (seismo feedback, record_feedback)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -38,6 +39,7 @@ class Topics:
             incidents=f"{p}seismo.incidents",
             dlq=f"{p}seismo.dlq",
             signals=f"{p}seismo.signals",
+            feedback=f"{p}seismo.feedback",
         )
 
 
@@ -57,6 +59,8 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(t.dlq, 1, rf, config={**delete, "retention.ms": str(14 * 24 * 3600 * 1000)}),
         # one partition: every signal meets the one global correlator (docs/correlation.md)
         NewTopic(t.signals, 1, rf, config={**delete, "retention.ms": str(3 * 24 * 3600 * 1000)}),
+        # one partition, compacted: the latest verdict per incident (what the gateway also creates)
+        NewTopic(t.feedback, 1, rf, config=compact),
     ]
 
 

@@ -33,6 +33,7 @@ from seismo.topics import Topics
 from stream_processors.correlate.align import Aligner, PartitionClock
 from stream_processors.correlate.correlator import Correlator, CorrelatorConfig
 from stream_processors.correlate.llm import LlmConfig, LlmLabeler
+from stream_processors.correlate.outcomes import Outcomes
 from stream_processors.correlate.probe import KafkaProbe, PartitionProbe
 from stream_processors.correlate.publish import build
 from stream_processors.correlate.signals import Signal, from_anomaly, from_event
@@ -68,12 +69,14 @@ class CorrelateAdapter:
         self._dirty: set[str] = set()
         self._aligner: Aligner | None = None
         self._corr: Correlator | None = None
+        self._outcomes: Outcomes | None = None
         self._pending: set[str] = set()
         self._absent: set[int] = set()
         self._probed_at = -1e18
         self._now = clock
         self._encode = codec_for("incident").encode
         self._decode_anomaly = codec_for("anomaly").decode_plain
+        self._decode_feedback = codec_for("feedback").decode_plain
         self._load: Callable[[str], dict[str, Any] | None] = lambda key: None
 
     @classmethod
@@ -93,7 +96,7 @@ class CorrelateAdapter:
 
     @property
     def inputs(self) -> list[str]:
-        return [self.topics.enriched, self.topics.anomalies, self.topics.signals]
+        return [self.topics.enriched, self.topics.anomalies, self.topics.signals, self.topics.feedback]
 
     def attach(self, load: Callable[[str], dict[str, Any] | None]) -> None:
         self._load = load
@@ -116,6 +119,7 @@ class CorrelateAdapter:
             value = value or {}
             self._aligner = Aligner.from_json(value.get("align", {}))
             self._corr = Correlator.from_json(value.get("corr", {}), self.cfg)
+            self._outcomes = Outcomes.from_json(value.get("out", {}))
         else:
             self._clocks[int(key.rsplit(":", 1)[1])] = PartitionClock.from_json(value or {})
 
@@ -125,6 +129,8 @@ class CorrelateAdapter:
             self._event(record, out)
         elif record.topic == self.topics.anomalies:
             self._anomaly(record, out)
+        elif record.topic == self.topics.feedback:
+            self._feedback(record, out)
         else:
             self._signal(record)
 
@@ -159,6 +165,18 @@ class CorrelateAdapter:
         out.emit(self.topics.signals, SIGNAL_KEY,
                  json.dumps({"o": sig.ts_us, "s": sig.to_json()}, separators=(",", ":")).encode())
 
+    def _feedback(self, record: Record, out: Output) -> None:
+        """A verdict goes to the global stage (which knows the incidents' fingerprints) unordered:
+        it is a person's input, not an event of the estate."""
+        if not record.value:
+            return  # a tombstone: the verdict was withdrawn; the counts keep what they had
+        try:
+            plain = self._decode_feedback(record.value)
+            verdict = {k: plain.get(k) for k in ("incident_id", "outcome", "remediation")}
+        except SchemaError as exc:
+            raise InvalidEvent(f"undecodable Feedback: {exc}", "undecodable") from None
+        out.emit(self.topics.signals, SIGNAL_KEY, json.dumps({"fb": verdict}, separators=(",", ":")).encode())
+
     def _signal(self, record: Record) -> None:
         if self._corr is None:
             self._restore(GLOBAL, self._load(GLOBAL))
@@ -168,6 +186,9 @@ class CorrelateAdapter:
             msg = json.loads(record.value)
             if "tick" in msg:
                 self._release(aligner, corr)
+            elif "fb" in msg:
+                assert self._outcomes is not None
+                self._outcomes.verdict(dict(msg["fb"]))
             elif "p" in msg:
                 aligner.mark(str(msg["p"]), int(msg["w"]), int(msg.get("o", 0)))
                 self._release(aligner, corr)
@@ -218,12 +239,14 @@ class CorrelateAdapter:
             out.emit(self.topics.signals, SIGNAL_KEY, b'{"tick":1}')
         elif not self._waiting:
             self._ticks = 0
-        if self._pending and self._corr is not None:
-            corr = self._corr
+        if self._pending and self._corr is not None and self._outcomes is not None:
+            corr, outcomes = self._corr, self._outcomes
             for iid in sorted(self._pending):
                 inc = corr.incidents.get(iid)
                 if inc is not None:
-                    incident = build(inc, corr, self.labeler)
+                    incident = build(inc, corr, self.labeler, outcomes.tally())
+                    root = incident.root_cause_candidates[0].service if incident.root_cause_candidates else ""
+                    outcomes.published(iid, incident.fingerprint, root)
                     out.emit(self.topics.incidents, iid.encode(), self._encode(incident.to_avro()))
         self._pending.clear()
         if self._corr is not None:
@@ -233,7 +256,8 @@ class CorrelateAdapter:
         out: dict[str, dict[str, Any]] = {}
         for key in self._dirty:
             if key == GLOBAL and self._aligner is not None and self._corr is not None:
-                out[key] = {"align": self._aligner.to_json(), "corr": self._corr.to_json()}
+                out[key] = {"align": self._aligner.to_json(), "corr": self._corr.to_json(),
+                            "out": (self._outcomes or Outcomes()).to_json()}
             elif key != GLOBAL:
                 clock = self._clocks.get(int(key.rsplit(":", 1)[1]))
                 if clock is not None:
@@ -246,4 +270,5 @@ class CorrelateAdapter:
         self._touched.clear()
         self._dirty.clear()
         self._aligner = self._corr = None
+        self._outcomes = None
         self._pending.clear()

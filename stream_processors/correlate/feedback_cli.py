@@ -31,7 +31,9 @@ class Verdict(StrEnum):
 def feedback(
     incident_id: Annotated[str, typer.Argument(help="The incident id (inc-…) `seismo incidents` shows.")],
     outcome: Annotated[Verdict, typer.Option(help="resolved: the suggestion fixed it; not-helpful: not.")],
-    remediation: Annotated[str | None, typer.Option(help="Which suggestion was tried (its action).")] = None,
+    remediation: Annotated[str | None, typer.Option(
+        help="Which suggestion was tried (its action, e.g. 'undo the last rollout', or its command); "
+        "without it the verdict counts toward no suggestion's success probability.")] = None,
     root_cause: Annotated[str | None, typer.Option(help="The service that really caused it.")] = None,
     note: Annotated[str, typer.Option(help="Free text kept with the verdict.")] = "",
 ) -> None:

@@ -7,6 +7,7 @@ remediation run once per batch, not once per signal.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from schemas.models import (
@@ -49,8 +50,10 @@ def fingerprint(root: str, inc: IncidentState) -> str:
     return hashlib.sha1(f"{root}\x00{template}".encode(), usedforsecurity=False).hexdigest()[:16]
 
 
-def build(state: IncidentState, c: Correlator, labeler: LlmLabeler | None = None) -> Incident:
-    """The published incident; ``labeler`` (optional) may replace the deterministic label."""
+def build(state: IncidentState, c: Correlator, labeler: LlmLabeler | None = None,
+          outcomes: Mapping[str, tuple[int, int]] | None = None) -> Incident:
+    """The published incident; ``labeler`` (optional) may replace the deterministic label;
+    ``outcomes`` (:meth:`~.outcomes.Outcomes.tally`) gives the remediations' recorded success."""
     inc = c.view(state)
     candidates = rank(inc, c.topo, c.changes)
     label = fallback(inc, candidates)
@@ -59,7 +62,7 @@ def build(state: IncidentState, c: Correlator, labeler: LlmLabeler | None = None
     if labeler is not None and root and not inc.merged_into:
         facts = [f"{r[4]}: {r[6]}" for r in inc.evidence if not str(r[3]).startswith("anomaly")][:12]
         label = labeler.label(fp, root, dominant_template(inc), sorted(inc.services), facts, label)
-    remediation = suggest(inc, root, None, fp) if root else []
+    remediation = suggest(inc, root, outcomes, fp) if root else []
     names = sorted(set(inc.services) | {x.service for x in candidates})
     weights = {x.service: x.score for x in candidates}
     nodes = [GraphNode(id=n, kind="service", service=n, weight=round(weights.get(n, 0.0), 4)) for n in names]
