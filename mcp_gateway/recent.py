@@ -305,11 +305,11 @@ def recent_events(settings: Settings) -> RecentEvents:
     ``SEISMO_STATE_BACKEND=memory``). Raises :class:`~stream_processors.embed.EmbedError`
     when the model is not installed; ``SEISMO_EMBEDDER=off`` is the caller's to check.
     """
-    from stream_processors.embed import HashEmbedder, MiniLMEmbedder
+    from stream_processors.embed.engine import configured_embedder
 
     if settings.embedder == "off":
         raise ValueError(DISABLED)
-    inner: Embedder = MiniLMEmbedder() if settings.embedder == "minilm" else HashEmbedder()
+    inner: Embedder = configured_embedder(settings)
     redis_url = None if settings.state_backend == "memory" else settings.redis
     cache = CachedEmbedder(
         inner, redis_url, lru_size=settings.embed_lru_size, namespace=settings.embed_cache_prefix

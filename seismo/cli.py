@@ -32,6 +32,7 @@ app.add_typer(redis_app, name="redis")
 app.add_typer(__import__("mcp_gateway.keys_cli").keys_cli.keys_app, name="keys")
 app.add_typer(__import__("stream_processors.correlate.feedback_cli", fromlist=["_"]).feedback_app,
               name="feedback")
+app.add_typer(__import__("stream_processors.embed.finetune_cli", fromlist=["_"]).embed_app, name="embed")
 register_data_commands(app)
 
 
