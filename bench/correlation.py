@@ -3,6 +3,7 @@
     .venv/bin/python bench/correlation.py                      # tuning seeds 1-3, held-out 101-105
     .venv/bin/python bench/correlation.py --baseline           # + the skeleton rule on the same events
     .venv/bin/python bench/correlation.py --in-process         # the correlate step alone, no broker
+    .venv/bin/python bench/correlation.py --in-process --lag-weight 0.15   # the ranker with the lag test on
 
 Per seed: ``seismo simulate`` (12 services, 12 faults over 3 hours: cascades through callers,
 spans with trace ids, deploys and config changes, overlapping faults, stray errors) →
@@ -195,10 +196,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--hours", type=float, default=3.0)
     parser.add_argument("--baseline", action="store_true", help="also score the skeleton rule (in process)")
     parser.add_argument("--in-process", action="store_true", help="the correlate step alone, no broker")
+    parser.add_argument("--lag-weight", type=float, default=None,
+                        help="weight of the lag test in the root-cause score (in process only; shipped: 0)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per seed in the pipeline")
     parser.add_argument("--json", type=Path, help="write the pooled figures here")
     parser.add_argument("--dump", type=Path, help="write each seed's incidents here (incidents-SEED.json)")
     args = parser.parse_args(argv)
+    if args.lag_weight is not None:
+        if not args.in_process:
+            parser.error("--lag-weight changes the ranker of this process: use it with --in-process")
+        from stream_processors.correlate import rank
+
+        rank.WEIGHTS["lead"] = args.lag_weight
     figures = {}
     if args.tuning:
         figures["tuning"] = run_split("tuning", args.tuning, args)

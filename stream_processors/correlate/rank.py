@@ -10,7 +10,10 @@ signals name without having signals of its own):
 * **dependency walk** — a personalized PageRank over the incident's dependency graph
   (caller → callee, from spans and from symptoms naming a service), teleporting in
   proportion to each service's anomaly strength: trouble flows from callers down to
-  the dependency that causes it, so the walk pools at the root.
+  the dependency that causes it, so the walk pools at the root;
+* **lead and lag** — a Granger-style lag test between every two services' symptom rates
+  (:func:`lead_lag`): when A's past counts predict B's better than B's past predict A's,
+  A leads B (the cause's errors rise first and the callers' follow).
 
 The score is a weighted sum; every candidate's ``reason`` names the signals, times and
 edges behind it.
@@ -26,7 +29,13 @@ from stream_processors.correlate.incident_state import IncidentState
 from stream_processors.correlate.topology import Topology
 
 _US = 1_000_000
-WEIGHTS = {"walk": 0.35, "onset": 0.3, "change": 0.15, "origin": 0.2, "novel": 0.2}
+WEIGHTS = {"walk": 0.35, "onset": 0.3, "change": 0.15, "origin": 0.2, "novel": 0.2, "lead": 0.0}
+LAG_BIN_S = 10.0  # symptom counts per 10 s of event time
+LAG_MAX_BINS = 6  # lags of up to a minute
+LAG_SPAN_BINS = 180  # the first 30 minutes of the incident's evidence
+LAG_MIN_SIGNALS = 4  # a service with fewer symptoms in the evidence is not tested ...
+LAG_MIN_BINS = 3  # ... nor one whose symptoms fill fewer bins (one burst is no rate)
+LAG_MARGIN = 0.2  # how much better one direction must predict than the other
 CHANGE_BEFORE_S = 900.0
 CHANGE_AFTER_S = 120.0
 
@@ -78,6 +87,63 @@ def personalized_pagerank(deps: dict[str, set[str]], strength: dict[str, float],
     return rank
 
 
+def _corr(x: list[float], y: list[float]) -> float:
+    n = len(x)
+    if n < 3:
+        return 0.0
+    mx, my = sum(x) / n, sum(y) / n
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
+    sxx, syy = sum((a - mx) ** 2 for a in x), sum((b - my) ** 2 for b in y)
+    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else 0.0
+
+
+def _best_lag(cause: list[float], effect: list[float]) -> tuple[float, int]:
+    """The highest correlation of ``cause`` shifted later by 1..LAG_MAX_BINS bins with ``effect``."""
+    best, at = 0.0, 0
+    for lag in range(1, LAG_MAX_BINS + 1):
+        c = _corr(cause[:-lag], effect[lag:])
+        if c > best:
+            best, at = c, lag
+    return best, at
+
+
+def lead_lag(inc: IncidentState) -> dict[str, list[tuple[str, int, float]]]:
+    """service → the services it leads: ``(other, lag in seconds, margin)``.
+
+    A Granger-style lag test on the symptom rows of the incident's evidence (anomaly and deploy
+    rows aside), binned per :data:`LAG_BIN_S` over the first :data:`LAG_SPAN_BINS` bins: A leads B
+    when A's counts shifted later correlate with B's better, by :data:`LAG_MARGIN`, than B's
+    shifted later correlate with A's.  Services with fewer than :data:`LAG_MIN_SIGNALS` rows, or
+    rows in fewer than :data:`LAG_MIN_BINS` bins, are not tested (too few to tell a rate)."""
+    rows = [r for r in inc.evidence if not str(r[3]).startswith(("anomaly", "deploy"))]
+    if not rows:
+        return {}
+    start = min(int(r[0]) for r in rows)
+    width = int(LAG_BIN_S * _US)
+    series: dict[str, list[float]] = {}
+    for r in rows:
+        slot = (int(r[0]) - start) // width
+        if slot < LAG_SPAN_BINS:
+            series.setdefault(str(r[4]), [0.0] * LAG_SPAN_BINS)[slot] += 1.0
+    tested = sorted(s for s, xs in series.items()
+                    if sum(xs) >= LAG_MIN_SIGNALS and sum(1 for x in xs if x) >= LAG_MIN_BINS)
+    if len(tested) < 2:
+        return {}
+    last = max(max(i for i, v in enumerate(series[s]) if v) for s in tested)
+    span = max(last + 1 + LAG_MAX_BINS, 2 * LAG_MAX_BINS + 3)
+    leads: dict[str, list[tuple[str, int, float]]] = {}
+    for i, a in enumerate(tested):
+        for b in tested[i + 1:]:
+            xa, xb = series[a][:span], series[b][:span]
+            ab, lag_ab = _best_lag(xa, xb)
+            ba, lag_ba = _best_lag(xb, xa)
+            if ab - ba >= LAG_MARGIN:
+                leads.setdefault(a, []).append((b, int(lag_ab * LAG_BIN_S), round(ab - ba, 2)))
+            elif ba - ab >= LAG_MARGIN:
+                leads.setdefault(b, []).append((a, int(lag_ba * LAG_BIN_S), round(ba - ab, 2)))
+    return leads
+
+
 def rank(inc: IncidentState, topo: Topology, changes: dict[str, list[list[object]]]) -> list[Candidate]:
     """Candidates, best first (at most 5)."""
     names = sorted(set(inc.services) | {m for m in inc.mentions if m not in inc.services})
@@ -103,16 +169,23 @@ def rank(inc: IncidentState, topo: Topology, changes: dict[str, list[list[object
         svc, ts = str(row[1]), int(str(row[0]))
         if svc in onset and onset[svc] - CHANGE_BEFORE_S * _US <= ts <= onset[svc] + CHANGE_AFTER_S * _US:
             changed[svc] = row
+    leads = lead_lag(inc) if WEIGHTS["lead"] else {}
+    peers = max(1, len(names) - 1)
     out = []
     for n in names:
         pos = order.index(n)
         origin, effect, familiar, new = [*inc.hints.get(n, []), 0, 0, 0, 0][:4]
         said = 1.0 if origin else (-0.5 if effect else 0.0)
         novel = -1.0 if familiar and not new else 0.0  # only symptoms it showed before: a standing problem
+        lead = (len(leads.get(n, [])) - sum(1 for f in leads.values() for b, _, _ in f if b == n)) / peers
         parts = {"walk": walk[n] / top, "onset": 1.0 / (1 + pos), "change": 1.0 if n in changed else 0.0,
-                 "origin": said, "novel": novel}
+                 "origin": said, "novel": novel, "lead": lead}
         score = sum(WEIGHTS[k] * v for k, v in parts.items())
         reason = _reason(inc, n, pos, onset[n], changed.get(n), deps, walk[n])
+        if leads.get(n):
+            shown = ", ".join(f"{b} by {lag} s" for b, lag, _ in sorted(leads[n])[:3])
+            lag_text = f"; its symptom rate leads {shown} (lag test)"
+            reason = reason.replace("; random-walk", lag_text + "; random-walk", 1)
         out.append(Candidate(n, round(score, 4), reason))
     out.sort(key=lambda c: (-c.score, c.service))
     return out[:5]
