@@ -20,12 +20,6 @@ from tests.kafka_utils import Env, consumed, stop, wait_for
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 
 OUTAGE_S = 60.0
-KNOWN_OUTAGE_DRIFT = (
-    "known open problem: after a Redis outage with a worker leaving unsaved, the outcome differs "
-    "from the undisturbed run"
-)
-
-
 def wait_mid_processing(env: Env, worker: subprocess.Popen[bytes], total: int) -> None:
     """Until the worker committed some of the raw topic while less than half of it is published."""
     group = f"seismo-test-{env.run}"
@@ -69,14 +63,7 @@ def test_redis_down_for_60s_mid_processing_yields_the_undisturbed_incidents_and_
     assert worker.returncode == 0, env.log_tail("worker")
     missing = lost(env, reference.events)
     assert not missing, f"{len(missing)} events never reached the enriched topic, e.g. {sorted(missing)[:5]}"
-    try:
-        assert_same_outcome(reference.env, env, reference.events)
-    except AssertionError as exc:
-        # Open problem (issue #13 stays open for it): after this outage, with a worker that left
-        # without saving its states, incidents or anomalies sometimes differ from the undisturbed
-        # run (seen in about one run in four; incident ids once, anomalies once).  Nothing is lost
-        # (checked above); the difference is reported here rather than failing every CI run.
-        pytest.xfail(f"{KNOWN_OUTAGE_DRIFT}: {exc}")
+    assert_same_outcome(reference.env, env, reference.events)
 
 
 def test_a_redis_flush_mid_processing_neither_crashes_the_worker_nor_changes_its_incidents(

@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from confluent_kafka import KafkaException
 from fastavro._read_common import SchemaResolutionError
 
@@ -208,13 +207,6 @@ def lost(env: Env, events: list[Event]) -> set[str]:
 
 
 ANOMALY_SCORE = re.compile(r"anomaly score [0-9.]+")
-KNOWN_ANNOTATION_DRIFT = (
-    "known correlator defect: which anomalies annotate an incident (its anomaly evidence rows and the "
-    "'anomaly score' of its root cause) depends on how far the score step lags the correlate step, "
-    "which an outage or a rebalance changes; everything else about the incidents matched"
-)
-
-
 def core(incident: dict[str, Any]) -> dict[str, Any]:
     """An incident without its revision and its anomaly annotations.
 
@@ -242,8 +234,8 @@ def annotations(incident: dict[str, Any]) -> tuple[list[tuple[str, str, str]], l
 
 def assert_same_outcome(reference: Env, chaos: Env, events: list[Event]) -> None:
     """0 events lost; the reference run's incidents, none missing, none doubled, each equal to the
-    reference's (revision aside); the reference's anomalies.  Only then, if the incidents' anomaly
-    annotations differ, the test is marked xfail with :data:`KNOWN_ANNOTATION_DRIFT`."""
+    reference's (revision aside); the reference's anomalies; the same anomalies cited by each
+    incident (compared apart, so a failure says which part differs)."""
     missing = lost(chaos, events)
     assert not missing, f"{len(missing)} events never reached the enriched topic, e.g. {sorted(missing)[:5]}"
     expected, got = incidents(reference), incidents(chaos)
@@ -256,5 +248,4 @@ def assert_same_outcome(reference: Env, chaos: Env, events: list[Event]) -> None
         assert not diff, f"incident {iid} differs from the undisturbed run's (undisturbed, chaos): {diff}"
     assert anomalies(chaos) == anomalies(reference)
     drifted = sorted(i for i, incident in expected.items() if annotations(incident) != annotations(got[i]))
-    if drifted:
-        pytest.xfail(f"{KNOWN_ANNOTATION_DRIFT} (incidents {drifted})")
+    assert not drifted, f"the anomalies cited by incidents {drifted} differ from the undisturbed run's"
