@@ -316,10 +316,11 @@ class StepRuntime:
         started = time.perf_counter()
         self._flush(flush_s)
         dirty = dict(self.step.dirty_states())
-        for (topic, partition), offset in self._offsets.items():  # saved in the same write
-            base = self._committed.get((topic, partition), OFFSET_INVALID)
-            dirty[self._fence_key(topic, partition)] = {"next": offset, "base": base}
-        self._store_call("save_many", lambda: self.store.save_many(dirty))
+        if dirty:  # no state changed: nothing a replay could apply twice, and no Redis round trip
+            for (topic, partition), offset in self._offsets.items():  # fences, in the same write
+                base = self._committed.get((topic, partition), OFFSET_INVALID)
+                dirty[self._fence_key(topic, partition)] = {"next": offset, "base": base}
+            self._store_call("save_many", lambda: self.store.save_many(dirty))
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._offsets.items()]
         if not self._commit(offsets):
             return  # pending: the next checkpoint commits these offsets (or later ones)
