@@ -27,23 +27,41 @@ from tests.kafka_utils import free_port
 class PrivateKafka:
     """One KRaft node on free ports; :meth:`stop` and :meth:`start` keep its log directory."""
 
+    FIRST_START_TRIES = 3
+
     def __init__(self, state_dir: Path) -> None:
+        self._root = state_dir
+        self._tries = 0
+        self._started = False
+        self._configure()
+
+    def _configure(self) -> None:
         port, controller = free_port(), free_port()
+        state = self._root if not self._tries else self._root / f"retry-{self._tries}"
         self.settings = Settings(
             kafka_bootstrap=None, local_kafka_port=port, local_kafka_controller_port=controller,
-            state_dir=state_dir, local_kafka_heap="512m",
+            state_dir=state, local_kafka_heap="512m",
         )
         self.bootstrap = self.settings.local_bootstrap
         self._node = LocalKafka(self.settings)
 
     def start(self, timeout: float = 120) -> float:
-        """Start the node; blocks until it answers.  Returns the seconds it took."""
+        """Start the node; blocks until it answers.  Returns the seconds it took.  The first start
+        moves to other free ports (and a fresh log directory) when the node does not come up: a
+        port ``free_port`` found free may be taken by another socket before the broker binds it.
+        A restart keeps its ports, which clients hold."""
         started = time.monotonic()
-        try:
-            self._node.start(timeout=timeout)
-        except LocalServiceError as exc:
-            pytest.fail(f"the chaos suite's private broker did not start: {exc}")
-        return time.monotonic() - started
+        while True:
+            try:
+                self._node.start(timeout=timeout)
+                self._started = True
+                return time.monotonic() - started
+            except LocalServiceError as exc:
+                self._tries += 1
+                if self._started or self._tries >= self.FIRST_START_TRIES:
+                    pytest.fail(f"the chaos suite's private broker did not start: {exc}")
+                self._node.stop()
+                self._configure()
 
     def stop(self) -> None:
         """SIGTERM the node (its controlled shutdown) and wait until it no longer answers."""
@@ -58,24 +76,32 @@ class PrivateRedis:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._proc = ManagedProcess("chaos-redis", state_dir)
+        self._started = False
 
     def start(self, timeout: float = 20) -> None:
-        """Start redis-server unless it answers already; blocks until PING works."""
+        """Start redis-server unless it answers already; blocks until PING works.  Like the broker,
+        the first start moves to another free port when the one found free was taken meanwhile."""
         if redis_answers(self.url):
             return
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server not found: the chaos suite needs it (apt-get install -y redis-server)")
         self._proc.dir.mkdir(parents=True, exist_ok=True)
-        try:
-            self._proc.start(
-                [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self._proc.dir),
-                 "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
-                address=self.url, marker="redis-server", ready=lambda: redis_answers(self.url),
-                timeout=timeout,
-            )
-        except LocalServiceError as exc:
-            pytest.fail(f"the chaos suite's private redis-server did not start: {exc}")
+        for attempt in range(1, 4):
+            try:
+                self._proc.start(
+                    [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self._proc.dir),
+                     "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
+                    address=self.url, marker="redis-server", ready=lambda: redis_answers(self.url),
+                    timeout=timeout,
+                )
+                self._started = True
+                return
+            except LocalServiceError as exc:
+                if self._started or attempt == 3:
+                    pytest.fail(f"the chaos suite's private redis-server did not start: {exc}")
+                self.port = free_port()
+                self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
         self._proc.stop()
