@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -36,7 +37,33 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval:
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+_RESERVED = frozenset({8765, 9102, 26379, 29092, 29093})  # the local services' and defaults' ports
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as fh:
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
+    """A port to listen on that is free now, taken below the kernel's ephemeral range: ``bind(0)``
+    hands out ports of that range, which every outgoing connection also takes, so a port found
+    free that way could be some client's local port by the time a server binds it."""
+    low = _ephemeral_low()
+    rng = random.Random()
+    for _ in range(100):
+        port = rng.randrange(10_000, low) if low > 11_000 else 0
+        if port in _RESERVED:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

@@ -13,7 +13,6 @@ does not come up raises ``RuntimeError`` with its output, so the test fails loud
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
+
+from tests.kafka_utils import free_port
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,6 @@ class Credentials:
 CREDENTIALS = Credentials()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
