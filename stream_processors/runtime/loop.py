@@ -264,10 +264,15 @@ class StepRuntime:
         new = sorted({(r.topic, r.partition) for r in records} - self._fence.keys())
         if not new:
             return
-        try:
-            committed = self._consumer.committed([TopicPartition(t, p) for t, p in new], timeout=10)
-        except KafkaException as exc:
-            raise _DependencyDown(f"reading the committed offsets: {exc!r}") from exc
+        asked = [TopicPartition(t, p) for t, p in new]
+        deadline = time.monotonic() + 10.0
+        while True:  # 1 s at a time, so a stop is never held up by a broker that is away
+            try:
+                committed = self._consumer.committed(asked, timeout=1.0)
+                break
+            except KafkaException as exc:
+                if self._stop.is_set() or time.monotonic() >= deadline:
+                    raise _DependencyDown(f"reading the committed offsets: {exc!r}") from exc
         for tp in committed:
             self._committed[(tp.topic, tp.partition)] = tp.offset
         keys = {self._fence_key(t, p): (t, p) for t, p in new}
