@@ -172,8 +172,7 @@ class StepRuntime:
         finally:
             # What the last checkpoint did not commit stays uncommitted: closing revokes the
             # partitions, and a checkpoint there would commit past a save or a delivery that failed.
-            self._offsets.clear()
-            self._first.clear()
+            self._drop_uncommitted()
             self._consumer.close()
             self._loop.run_until_complete(self._close_store())
             self._loop.close()
@@ -206,14 +205,7 @@ class StepRuntime:
             ))
         for record in records:  # where a rewind goes back to (records come in offset order)
             self._first.setdefault((record.topic, record.partition), record.offset)
-        self._load_fences(records)
-        fence = self._fence
-        replayed = [r for r in records if r.offset < fence[(r.topic, r.partition)]]
-        if replayed:  # already in the saved states, their outputs acknowledged: skipped
-            for record in replayed:
-                self._offsets[(record.topic, record.partition)] = record.offset + 1
-            self._metrics.replay_skipped.labels(self._label).inc(len(replayed))
-            records = [r for r in records if r.offset >= fence[(r.topic, r.partition)]]
+        records = self._past_fences(records)
         self._load_states(records)
         out = Output()
         step, handle = self.step, self.step.handle
@@ -249,6 +241,21 @@ class StepRuntime:
         if self._newest_event_us:
             m.event_time_lag.labels(self._label).set(time.time() - self._newest_event_us / 1e6)
         m.batch_seconds.labels(self._label).observe(time.perf_counter() - started)
+
+    def _past_fences(self, records: list[Record]) -> list[Record]:
+        """``records`` without those the saved states already hold (their outputs were
+        acknowledged); the skipped ones still move the offsets to commit."""
+        self._load_fences(records)
+        fence, kept = self._fence, []
+        for record in records:
+            tp = (record.topic, record.partition)
+            if record.offset < fence[tp]:
+                self._offsets[tp] = record.offset + 1
+            else:
+                kept.append(record)
+        if len(kept) < len(records):
+            self._metrics.replay_skipped.labels(self._label).inc(len(records) - len(kept))
+        return kept
 
     def _load_fences(self, records: list[Record]) -> None:
         """The replay fence of each partition first seen since it was assigned (or since a rewind).
@@ -331,8 +338,7 @@ class StepRuntime:
             return  # pending: the next checkpoint commits these offsets (or later ones)
         for tp in offsets:
             self._committed[(tp.topic, tp.partition)] = tp.offset
-        self._offsets.clear()
-        self._first.clear()
+        self._drop_uncommitted()
         self._metrics.checkpoint_seconds.labels(self._label).observe(time.perf_counter() - started)
         self._refresh_lag(offsets)
 
@@ -360,9 +366,9 @@ class StepRuntime:
                                 self._label, waited, extra=fields(step=self._label))
 
     def _commit(self, offsets: list[TopicPartition]) -> bool:
-        """Commit ``offsets``: True when done or refused by the group (dropped, with a warning),
-        False while the coordinator is away (kept for the next checkpoint).  Once stopping,
-        any failure raises."""
+        """Commit ``offsets``: True when done; False while the coordinator is away (the offsets are
+        kept for the next checkpoint) or when the group refused them (dropped, with a warning: the
+        partitions' next owner resumes from the last commit).  Once stopping, any failure raises."""
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
             return True
@@ -379,8 +385,7 @@ class StepRuntime:
             log.warning("%s: the group refused the commit (%s); the partitions' next owner resumes "
                         "from the last commit, past what the saved states hold", self._label, err.str(),
                         extra=fields(step=self._label))
-            self._offsets.clear()
-            self._first.clear()
+            self._drop_uncommitted()
             return False
 
     def _rewind(self, exc: _DependencyDown) -> None:
@@ -393,15 +398,20 @@ class StepRuntime:
                 self._consumer.seek(TopicPartition(topic, partition, offset))
             except KafkaException:  # no longer ours: its next owner replays from the last commit
                 continue
-        self._offsets.clear()
-        self._first.clear()
-        self._forget_fences()
-        self.step.revoked()
+        self._forget()
         self._stop.wait(1.0)
 
-    def _forget_fences(self) -> None:
+    def _drop_uncommitted(self) -> None:
+        """Forget what was processed since the last commit (committed, or left to a replay)."""
+        self._offsets.clear()
+        self._first.clear()
+
+    def _forget(self) -> None:
+        """Forget everything about the partitions: uncommitted work, fences, the step's states."""
+        self._drop_uncommitted()
         self._fence.clear()
         self._committed.clear()
+        self.step.revoked()
 
     def _refresh_lag(self, committed: list[TopicPartition]) -> None:
         for tp in committed:
@@ -428,19 +438,13 @@ class StepRuntime:
         # A failing checkpoint raises out of consume(): the process exits and the partitions'
         # next owner replays from the last commit.
         self.checkpoint()
-        self._offsets.clear()  # a commit left pending is the next owner's to redo
-        self._first.clear()
-        self._forget_fences()
-        self.step.revoked()
+        self._forget()  # a commit left pending is the next owner's to redo
 
     def _lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         # The group moved on without us (session expired): our uncommitted work is someone
         # else's to redo; committing now would fail.  Drop it and start clean.
         log.warning("%s: partitions lost; dropping uncommitted work", self._label)
-        self._offsets.clear()
-        self._first.clear()
-        self._forget_fences()
-        self.step.revoked()
+        self._forget()
 
     async def _close_store(self) -> None:
         close = getattr(self.store, "close", None)
