@@ -181,18 +181,14 @@ def rank(inc: IncidentState, topo: Topology, changes: dict[str, list[list[object
         parts = {"walk": walk[n] / top, "onset": 1.0 / (1 + pos), "change": 1.0 if n in changed else 0.0,
                  "origin": said, "novel": novel, "lead": lead}
         score = sum(WEIGHTS[k] * v for k, v in parts.items())
-        reason = _reason(inc, n, pos, onset[n], changed.get(n), deps, walk[n])
-        if leads.get(n):
-            shown = ", ".join(f"{b} by {lag} s" for b, lag, _ in sorted(leads[n])[:3])
-            lag_text = f"; its symptom rate leads {shown} (lag test)"
-            reason = reason.replace("; random-walk", lag_text + "; random-walk", 1)
+        reason = _reason(inc, n, pos, onset[n], changed.get(n), deps, walk[n], leads.get(n, []))
         out.append(Candidate(n, round(score, 4), reason))
     out.sort(key=lambda c: (-c.score, c.service))
     return out[:5]
 
 
 def _reason(inc: IncidentState, n: str, pos: int, onset_us: int, change: list[object] | None,
-            deps: dict[str, set[str]], walk: float) -> str:
+            deps: dict[str, set[str]], walk: float, leads: list[tuple[str, int, float]]) -> str:
     f = inc.services.get(n)
     bits = []
     if f is None:
@@ -217,5 +213,8 @@ def _reason(inc: IncidentState, n: str, pos: int, onset_us: int, change: list[ob
     callers = sorted(c for c, cs in deps.items() if n in cs)
     if callers:
         bits.append("depended on by " + ", ".join(callers))
+    if leads:
+        led = ", ".join(f"{b} by {lag} s" for b, lag, _ in sorted(leads)[:3])
+        bits.append(f"its symptom rate leads {led} (lag test)")
     bits.append(f"random-walk weight {walk:.2f}")
     return "; ".join(bits)
