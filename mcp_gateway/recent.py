@@ -305,13 +305,8 @@ def recent_events(settings: Settings) -> RecentEvents:
     ``SEISMO_STATE_BACKEND=memory``). Raises :class:`~stream_processors.embed.EmbedError`
     when the model is not installed; ``SEISMO_EMBEDDER=off`` is the caller's to check.
     """
-    from stream_processors.embed.engine import configured_embedder
+    from stream_processors.embed.engine import configured_cache
 
     if settings.embedder == "off":
         raise ValueError(DISABLED)
-    inner: Embedder = configured_embedder(settings)
-    redis_url = None if settings.state_backend == "memory" else settings.redis
-    cache = CachedEmbedder(
-        inner, redis_url, lru_size=settings.embed_lru_size, namespace=settings.embed_cache_prefix
-    )
-    return RecentEvents(cache, settings.search_max_events, settings.search_lookback_s)
+    return RecentEvents(configured_cache(settings), settings.search_max_events, settings.search_lookback_s)

@@ -1,5 +1,6 @@
 """The embedder the settings name: ``SEISMO_EMBEDDER`` (minilm or hash), through the trained
-adapter of ``SEISMO_EMBED_ADAPTER`` when one is configured (:mod:`.adapter`)."""
+adapter of ``SEISMO_EMBED_ADAPTER`` when one is configured (:mod:`.adapter`), and the cache the
+worker and the gateway share in front of it (:func:`configured_cache`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from stream_processors.embed.base import Embedder
 
 if TYPE_CHECKING:
     from seismo.settings import Settings
+    from stream_processors.embed.cache import CachedEmbedder
 
 
 def configured_embedder(settings: Settings) -> Embedder:
@@ -25,3 +27,14 @@ def configured_embedder(settings: Settings) -> Embedder:
 
     w, _ = load_adapter(settings.embed_adapter, inner.model_version, inner.dim)
     return AdaptedEmbedder(inner, w)
+
+
+def configured_cache(settings: Settings) -> CachedEmbedder:
+    """:func:`configured_embedder` behind its LRU and, unless ``SEISMO_STATE_BACKEND=memory``, the
+    Redis cache of the deployment's namespace: the keys the worker fills are the ones the gateway
+    reads."""
+    from stream_processors.embed.cache import CachedEmbedder
+
+    redis_url = None if settings.state_backend == "memory" else settings.redis
+    return CachedEmbedder(configured_embedder(settings), redis_url, lru_size=settings.embed_lru_size,
+                          namespace=settings.embed_cache_prefix)

@@ -141,12 +141,8 @@ def novelty_step(settings: Settings, normalizer: Normalizer) -> NoveltyStep | No
     """The configured novelty step, or None when ``SEISMO_EMBEDDER=off``."""
     if settings.embedder == "off":
         return None
-    from stream_processors.embed import CachedEmbedder, NoveltyIndex
-    from stream_processors.embed.engine import configured_embedder
+    from stream_processors.embed import NoveltyIndex
+    from stream_processors.embed.engine import configured_cache
 
-    inner = configured_embedder(settings)
-    redis_url = None if settings.state_backend == "memory" else settings.redis
-    cache = CachedEmbedder(
-        inner, redis_url, lru_size=settings.embed_lru_size, namespace=settings.embed_cache_prefix
-    )
+    cache = configured_cache(settings)
     return NoveltyStep(cache, NoveltyIndex(cache.dim, cache.model_version), normalizer)
