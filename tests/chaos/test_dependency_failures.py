@@ -5,8 +5,6 @@ records again; nothing is dead-lettered and every record is handled to the end."
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
-from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
@@ -18,32 +16,19 @@ from stream_processors.runtime.loop import StepRuntime
 from stream_processors.runtime.state import MemoryStateStore
 from stream_processors.runtime.step import Output, Record
 from tests.kafka_utils import Env, read_topic, wait_for
+from tests.runtime_steps import StatelessStep
 
 pytestmark = pytest.mark.kafka
 
 
-class FlakyStep:
+class FlakyStep(StatelessStep):
     """Copies raw records to enriched; the records at ``fail_at`` fail once each, with ``error``."""
 
-    name = "normalize"
-
     def __init__(self, env: Env, fail_at: dict[int, Exception]) -> None:
-        self.raw, self.enriched = env.topic("events.raw"), env.topic("events.enriched")
+        super().__init__(env.topic("events.raw"))
+        self.enriched = env.topic("events.enriched")
         self.fail_at = fail_at
         self.handled: list[int] = []
-
-    @property
-    def inputs(self) -> list[str]:
-        return [self.raw]
-
-    def attach(self, load: Callable[[str], dict[str, Any] | None]) -> None:
-        return None
-
-    def state_keys(self, records: list[Record]) -> Iterable[str]:
-        return ()
-
-    def restore(self, saved: dict[str, dict[str, Any]], wanted: set[str]) -> None:
-        return None
 
     def handle(self, record: Record, out: Output) -> None:
         error = self.fail_at.pop(record.offset, None)
@@ -51,15 +36,6 @@ class FlakyStep:
             raise error
         self.handled.append(record.offset)
         out.emit(self.enriched, record.key, record.value)
-
-    def end_batch(self, out: Output) -> None:
-        return None
-
-    def dirty_states(self) -> dict[str, dict[str, Any]]:
-        return {}
-
-    def revoked(self) -> None:
-        return None
 
 
 def test_a_step_whose_dependency_fails_is_rewound_and_retried_not_dead_lettered(seismo_env: Env) -> None:

@@ -21,29 +21,24 @@ from stream_processors.runtime.loop import StepRuntime
 from stream_processors.runtime.state import MemoryStateStore
 from stream_processors.runtime.step import Output, Record
 from tests.kafka_utils import Env, read_topic, wait_for
+from tests.runtime_steps import StatelessStep
 
 pytestmark = pytest.mark.kafka
 KEYS = (b"a", b"b", b"c")
 
 
-class CountingStep:
+class CountingStep(StatelessStep):
     """Counts records per key in a saved state and emits the running count: applying a record
     twice shows in the state and in the outputs."""
 
     name = "score"
 
     def __init__(self, env: Env) -> None:
-        self.raw, self.out = env.topic("events.enriched"), env.topic("anomalies")
+        super().__init__(env.topic("events.enriched"))
+        self.out = env.topic("anomalies")
         self.counts: dict[str, int] = {}
         self._dirty: set[str] = set()
         self.handled = 0
-
-    @property
-    def inputs(self) -> list[str]:
-        return [self.raw]
-
-    def attach(self, load: Callable[[str], dict[str, Any] | None]) -> None:
-        return None
 
     def state_keys(self, records: list[Record]) -> Iterable[str]:
         return {f"count:{r.key.decode()}" for r in records if r.key and r.key.decode() not in self.counts}
@@ -59,9 +54,6 @@ class CountingStep:
         self._dirty.add(key)
         self.handled += 1
         out.emit(self.out, record.key, f"{key}={self.counts[key]}".encode())
-
-    def end_batch(self, out: Output) -> None:
-        return None
 
     def dirty_states(self) -> dict[str, dict[str, Any]]:
         values = {f"count:{k}": {"n": self.counts[k]} for k in self._dirty}
