@@ -28,6 +28,16 @@ def anomaly(n: int) -> Anomaly:
     )
 
 
+def read_to_the_end(bootstrap: str, topic: str, window: AnomalyWindow, what: str) -> None:
+    """Run a reader into ``window`` until it says it caught up, then stop it."""
+    reader = AnomalyMaterializer(bootstrap, topic, window)
+    reader.start()
+    try:
+        wait_for(window.caught_up.is_set, 30, what)
+    finally:
+        reader.stop()
+
+
 def test_the_anomaly_reader_reads_the_lookback_of_every_partition_and_says_when_caught_up(
     kafka_bootstrap: str,
 ) -> None:
@@ -40,23 +50,13 @@ def test_the_anomaly_reader_reads_the_lookback_of_every_partition_and_says_when_
             pub.publish(topic, f"svc-{n % 2}".encode(), codec.encode(anomaly(n).to_avro()))
         pub.flush()
         window = AnomalyWindow(max_items=100)
-        reader = AnomalyMaterializer(kafka_bootstrap, topic, window)
-        reader.start()
-        try:
-            wait_for(window.caught_up.is_set, 30, "the anomaly reader to catch up")
-        finally:
-            reader.stop()
+        read_to_the_end(kafka_bootstrap, topic, window, "the anomaly reader to catch up")
         assert window.ever_published
         assert sorted(a.id for a in window.query()) == sorted(f"an-{n}" for n in range(10))
 
         # an hour from now, nothing on the topic is inside a one-minute lookback
         later = AnomalyWindow(max_items=100, lookback_s=60, clock=lambda: time.time() + 3600)
-        reader = AnomalyMaterializer(kafka_bootstrap, topic, later)
-        reader.start()
-        try:
-            wait_for(later.caught_up.is_set, 30, "the reader with an empty lookback to catch up")
-        finally:
-            reader.stop()
+        read_to_the_end(kafka_bootstrap, topic, later, "the reader with an empty lookback to catch up")
         assert later.query() == [] and later.ever_published  # nothing recent, but the topic is in use
     finally:
         admin.delete_topics([topic])[topic].result(30)
