@@ -12,8 +12,8 @@ from schemas.codec import codec_for
 from schemas.models import DeadLetter
 from tests.chaos.conftest import Reference, Services
 from tests.chaos.poison import KINDS, allow_large_messages, poison_only, publish_tracked, sprinkle
-from tests.chaos.workload import assert_same_outcome, new_env, step_inputs, wait_settled
-from tests.kafka_utils import read_topic, stop
+from tests.chaos.workload import assert_same_outcome, new_env, run_worker_to_the_end, step_inputs
+from tests.kafka_utils import read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 
@@ -41,12 +41,7 @@ def test_poison_on_every_input_topic_is_dead_lettered_with_reasons_and_changes_n
         assert {kind for kind, _, _ in poisoned} == set(KINDS), topic
     assert len(placed[raw]) == len(records) // 100
 
-    worker = env.spawn("worker", log_name="worker")
-    try:
-        wait_settled(env, [worker], 240, ["worker"])
-    finally:
-        stop(worker)
-    assert worker.returncode == 0, env.log_tail("worker")
+    run_worker_to_the_end(env, 240)
 
     decode = codec_for("dead_letter").decode
     dlq = read_topic(env.topic("dlq"), broker=env.bootstrap)

@@ -14,7 +14,15 @@ import pytest
 
 from stream_processors.runtime.worker import GRACE_S
 from tests.chaos.conftest import Reference, Services
-from tests.chaos.workload import assert_same_outcome, feeder, incidents, lost, new_env, wait_settled
+from tests.chaos.workload import (
+    assert_same_outcome,
+    feeder,
+    incidents,
+    lost,
+    new_env,
+    run_worker_to_the_end,
+    wait_settled,
+)
 from tests.kafka_utils import Env, consumed, stop, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
@@ -96,12 +104,7 @@ def test_a_worker_restarted_after_a_redis_flush_runs_on_and_loses_no_event(
     env = new_env(tmp_path, "chaos", services.kafka.bootstrap, services.redis.url)
     half = len(records) // 2
     feeder(env, records[:half], pace_s=0.0)()
-    worker = env.spawn("worker", log_name="before")
-    try:
-        wait_settled(env, [worker], 120, ["before"])
-    finally:
-        stop(worker)
-    assert worker.returncode == 0, env.log_tail("before")
+    run_worker_to_the_end(env, 120, "before")
     services.redis.flush()
     worker = env.spawn("worker", log_name="after")
     try:

@@ -161,13 +161,19 @@ def wait_settled(env: Env, workers: list[Any], timeout: float, log_names: list[s
         raise AssertionError(f"{exc}; (committed, end): {progress}\n{tails()}") from None
 
 
-def run_undisturbed(env: Env, records: list[tuple[bytes, bytes]], timeout: float = 120) -> None:
-    publish(env, records)
-    worker = env.spawn("worker", log_name="worker")
+def run_worker_to_the_end(env: Env, timeout: float, log_name: str = "worker") -> None:
+    """One ``seismo worker`` until every step consumed all of its input, then stopped; it must exit 0."""
+    worker = env.spawn("worker", log_name=log_name)
     try:
-        wait_settled(env, [worker], timeout, ["worker"])
+        wait_settled(env, [worker], timeout, [log_name])
     finally:
         stop(worker)
+    assert worker.returncode == 0, env.log_tail(log_name)
+
+
+def run_undisturbed(env: Env, records: list[tuple[bytes, bytes]], timeout: float = 120) -> None:
+    publish(env, records)
+    run_worker_to_the_end(env, timeout)
 
 
 def incidents(env: Env) -> dict[str, dict[str, Any]]:
