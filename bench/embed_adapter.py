@@ -40,6 +40,7 @@ from docblock import write_block
 from templates import load_system
 
 from stream_processors.embed.adapter import TrainConfig, retrieval_accuracy, train
+from stream_processors.embed.finetune import embed_all
 from stream_processors.embed.minilm import MiniLMEmbedder
 from stream_processors.normalize.templating.offline import templates_offline
 
@@ -62,14 +63,15 @@ class Vectors:
 
     def fill(self, texts: Sequence[str]) -> None:
         missing = sorted({t for t in texts if self.key(t) not in self.known})
-        started = time.monotonic()
-        for i in range(0, len(missing), 256):
-            chunk = missing[i:i + 256]
-            for text, vector in zip(chunk, self.engine.embed(chunk), strict=True):
-                self.known[self.key(text)] = vector
-            done = min(i + 256, len(missing))
-            print(f"\r  embedded {done}/{len(missing)} new texts in {time.monotonic() - started:.0f} s",
+        started, done = time.monotonic(), [0]
+
+        def progress(n: int) -> None:
+            done[0] += n
+            print(f"\r  embedded {done[0]}/{len(missing)} new texts in {time.monotonic() - started:.0f} s",
                   end="", file=sys.stderr, flush=True)
+
+        for text, vector in embed_all(self.engine, missing, progress=progress).items():
+            self.known[self.key(text)] = vector
         if missing:
             print(file=sys.stderr)
         if missing and self.cache is not None:
