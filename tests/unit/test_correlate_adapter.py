@@ -17,16 +17,23 @@ from stream_processors.runtime.step import Output, Record
 TOPICS = Topics("raw", "enriched", "anomalies", "cursors", "incidents", "dlq", "signals")
 
 
+def partitioned(events: list[Event], partitions: int) -> list[list[Record]]:
+    """The events as enriched records, keyed and partitioned by service as the normalizer sends them."""
+    encode = codec_for("event").encode
+    parts: list[list[Record]] = [[] for _ in range(partitions)]
+    for e in events:
+        p = zlib.crc32(e.service.encode()) % partitions
+        parts[p].append(Record(TOPICS.enriched, p, len(parts[p]), e.service.encode(), encode(e.to_avro()), 0))
+    return parts
+
+
 def run(events: list[Event], batch: int, partitions: int = 3, restart_every: int = 0) -> dict[str, Incident]:
     """Drive the step like the runtime; ``restart_every`` batches, restore every state from a store."""
     store: dict[str, dict[str, object]] = {}
     step = CorrelateAdapter(TOPICS, CorrelatorConfig(max_evidence=500), FixedProbe(partitions))
     step.attach(lambda key: store.get(key))  # type: ignore[arg-type, return-value]
-    encode, decode = codec_for("event").encode, codec_for("incident").decode
-    parts: list[list[Record]] = [[] for _ in range(partitions)]
-    for e in events:
-        p = zlib.crc32(e.service.encode()) % partitions
-        parts[p].append(Record(TOPICS.enriched, p, len(parts[p]), e.service.encode(), encode(e.to_avro()), 0))
+    decode = codec_for("incident").decode
+    parts = partitioned(events, partitions)
     latest: dict[str, Incident] = {}
     cursor, loop, rounds = [0] * partitions, [], 0
     while any(c < len(p) for c, p in zip(cursor, parts, strict=True)) or loop:
@@ -91,11 +98,8 @@ def run_with_score(
     from stream_processors.score.scorer import ScoreConfig, Scorer
 
     store: dict[str, dict[str, object]] = {}
-    encode, decode = codec_for("event").encode, codec_for("incident").decode
-    parts: list[list[Record]] = [[] for _ in range(partitions)]
-    for e in events:
-        p = zlib.crc32(e.service.encode()) % partitions
-        parts[p].append(Record(TOPICS.enriched, p, len(parts[p]), e.service.encode(), encode(e.to_avro()), 0))
+    decode = codec_for("incident").decode
+    parts = partitioned(events, partitions)
     probe = FixedProbe(partitions, ends={p: len(parts[p]) for p in range(partitions)})
     step = CorrelateAdapter(TOPICS, CorrelatorConfig(max_evidence=20, anomaly_floor=0.3), probe)
     step.attach(lambda key: store.get(key))  # type: ignore[arg-type, return-value]

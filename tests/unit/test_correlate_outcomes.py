@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from datetime import UTC, datetime, timedelta
 
 from schemas.codec import codec_for
@@ -14,6 +13,7 @@ from stream_processors.correlate.correlator import CorrelatorConfig
 from stream_processors.correlate.outcomes import Outcomes, action_of
 from stream_processors.correlate.probe import FixedProbe
 from stream_processors.runtime.step import Output, Record
+from tests.unit.test_correlate_adapter import partitioned
 
 TOPICS = Topics("raw", "enriched", "anomalies", "cursors", "incidents", "dlq", "signals", "feedback")
 
@@ -48,15 +48,6 @@ def test_the_latest_verdict_per_incident_counts_and_verdicts_without_a_remediati
     assert not out.verdict(plain("inc-9", Outcome.RESOLVED_BY_REMEDIATION, "scale out"))  # never published
     assert not out.verdict(plain("inc-3", Outcome.RESOLVED_BY_REMEDIATION, "rebooted the router"))
     assert Outcomes.from_json(out.to_json()).tally() == out.tally()
-
-
-def records(events: list[Event], partitions: int) -> list[list[Record]]:
-    encode = codec_for("event").encode
-    parts: list[list[Record]] = [[] for _ in range(partitions)]
-    for e in events:
-        p = zlib.crc32(e.service.encode()) % partitions
-        parts[p].append(Record(TOPICS.enriched, p, len(parts[p]), e.service.encode(), encode(e.to_avro()), 0))
-    return parts
 
 
 class Driver:
@@ -107,7 +98,7 @@ def test_a_verdict_on_the_feedback_topic_sets_the_success_of_the_same_fingerprin
     events = estate([60, 180])
     first = [e for e in events if e.timestamp < T0 + timedelta(minutes=120)]
     driver = Driver(1)
-    driver.feed(records(first, 1)[0])
+    driver.feed(partitioned(first, 1)[0])
     suggested = [i for i in driver.published if i.remediation_suggestions]
     assert suggested, "the first burst must publish an incident with suggestions"
     target = suggested[-1]
@@ -118,7 +109,7 @@ def test_a_verdict_on_the_feedback_topic_sets_the_success_of_the_same_fingerprin
     value = codec_for("feedback").encode(verdict.to_avro())
     driver.feed([Record(TOPICS.feedback, 0, 0, target.id.encode(), value, 0)])
     seen = len(driver.published)
-    rest = records(events, 1)[0][len(first):]
+    rest = partitioned(events, 1)[0][len(first):]
     driver.feed(rest)
     later = [i for i in driver.published[seen:] if i.fingerprint == target.fingerprint]
     assert later, "the second burst must publish an incident with the same fingerprint"
