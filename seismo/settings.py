@@ -134,10 +134,15 @@ class Settings(BaseSettings):
     )
     max_evidence: int = Field(default=200, ge=1, description="Evidence kept per incident.")
     correlate_lateness_s: float = Field(
-        default=30.0, ge=0, description="Event-time lateness a signal may have behind its own partition "
-        "before it is ordered at the partition's edge; the correlator waits this long behind the slowest "
-        "partition, so it is also the floor of incident latency on live traffic (bench/pipeline.py: p99 "
-        "31 s at 30 s, 1.9 s at 1 s).",
+        default=30.0, ge=0, description="The most event-time lateness a signal may have behind its own "
+        "partition before it is ordered at the partition's edge.  Each partition waits as long as the "
+        "disorder it has shown asks (1.5x its recent worst), between SEISMO_CORRELATE_MIN_LATENESS_S and "
+        "this; the wait is the floor of incident latency on live traffic.",
+    )
+    correlate_min_lateness_s: float = Field(
+        default=0.5, ge=0, description="The least a partition's signals wait for its stragglers (a partition "
+        "whose events arrive in order waits this long; set it equal to SEISMO_CORRELATE_LATENESS_S for a "
+        "fixed lateness).",
     )
     correlate_lookback_s: float = Field(
         default=600.0, gt=0, description="How far back an opening incident absorbs the pending signals of "

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from schemas.codec import codec_for
@@ -36,7 +37,8 @@ from stream_processors.correlate.llm import LlmConfig, LlmLabeler
 from stream_processors.correlate.outcomes import Outcomes
 from stream_processors.correlate.probe import KafkaProbe, PartitionProbe
 from stream_processors.correlate.publish import build
-from stream_processors.correlate.signals import Signal, from_anomaly, from_event
+from stream_processors.correlate.semantic import TemplateSigner
+from stream_processors.correlate.signals import Signal, SignalKind, from_anomaly, from_event
 from stream_processors.exceptions import InvalidEvent
 from stream_processors.runtime.records import decode_plain
 from stream_processors.runtime.step import Output, Record
@@ -58,9 +60,15 @@ class CorrelateAdapter:
     name = "correlate"
 
     def __init__(self, topics: Topics, cfg: CorrelatorConfig, probe: PartitionProbe, lateness_s: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic, labeler: LlmLabeler | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, labeler: LlmLabeler | None = None,
+                 min_lateness_s: float | None = None, signer: TemplateSigner | None = None) -> None:
+        """``lateness_s`` is the most a partition's signals wait for its stragglers, ``min_lateness_s``
+        the least (default: the same, a fixed lateness); in between, each partition waits as long as
+        its own disorder asks (:mod:`~.align`)."""
         self.topics, self.cfg, self.probe, self.labeler = topics, cfg, probe, labeler
+        self.signer = signer  # None: symptoms carry no template signature (no semantic links)
         self.lateness_us = int(lateness_s * _US)
+        self.min_lateness_us = self.lateness_us if min_lateness_s is None else int(min_lateness_s * _US)
         self._clocks: dict[int, PartitionClock] = {}
         self._touched: set[int] = set()
         self._next_offset: dict[int, int] = {}
@@ -92,7 +100,13 @@ class CorrelateAdapter:
         if settings.llm_url:
             key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
             labeler = LlmLabeler(LlmConfig(settings.llm_url, settings.llm_model, key, settings.llm_timeout_s))
-        return cls(topics, cfg, probe, settings.correlate_lateness_s, labeler=labeler)
+        signer = None
+        if settings.embedder != "off":
+            from stream_processors.embed.engine import configured_cache
+
+            signer = TemplateSigner(lambda: configured_cache(settings))
+        return cls(topics, cfg, probe, settings.correlate_lateness_s, labeler=labeler,
+                   min_lateness_s=settings.correlate_min_lateness_s, signer=signer)
 
     @property
     def inputs(self) -> list[str]:
@@ -117,7 +131,7 @@ class CorrelateAdapter:
     def _restore(self, key: str, value: dict[str, Any] | None) -> None:
         if key == GLOBAL:
             value = value or {}
-            self._aligner = Aligner.from_json(value.get("align", {}))
+            self._aligner = Aligner.from_json(value.get("align", {}), self.lateness_us)
             self._corr = Correlator.from_json(value.get("corr", {}), self.cfg)
             self._outcomes = Outcomes.from_json(value.get("out", {}))
         else:
@@ -146,9 +160,13 @@ class CorrelateAdapter:
             self._restore(clock_key(record.partition), self._load(clock_key(record.partition)))
             clock = self._clocks[record.partition]
         if sig is None:
-            clock.observe(ts_us)
+            clock.observe(ts_us, self.lateness_us, self.min_lateness_us)
         else:
-            order = clock.order_key(ts_us, self.lateness_us)
+            order = clock.order_key(ts_us, self.lateness_us, self.min_lateness_us)
+            if self.signer is not None and sig.kind is SignalKind.SYMPTOM and sig.template_id:
+                shape = self.signer.sign(sig.template_id, sig.extra.get("template", sig.summary))
+                if shape:
+                    sig = replace(sig, extra={**sig.extra, "shape": shape})
             out.emit(self.topics.signals, SIGNAL_KEY,
                      json.dumps({"o": order, "s": sig.to_json()}, separators=(",", ":")).encode())
         self._touched.add(record.partition)
@@ -190,7 +208,10 @@ class CorrelateAdapter:
                 assert self._outcomes is not None
                 self._outcomes.verdict(dict(msg["fb"]))
             elif "p" in msg:
-                aligner.mark(str(msg["p"]), int(msg["w"]), int(msg.get("o", 0)))
+                # a mark: the partition's promise ("l"; one written before promises trails its watermark)
+                high = int(msg["w"])
+                low = int(msg["l"]) if "l" in msg else high - self.lateness_us
+                aligner.mark(str(msg["p"]), low, int(msg.get("o", 0)), high)
                 self._release(aligner, corr)
             else:
                 sig = Signal.from_json(msg["s"])
@@ -210,7 +231,7 @@ class CorrelateAdapter:
                     idle.add(part)
                 elif aligner.buffer and self.probe.caught_up(p, offset):
                     self._waiting = True  # read to the end; normalize may not have finished: ask again
-        threshold = aligner.threshold(expected, self.lateness_us, idle)
+        threshold = aligner.threshold(expected, idle)
         if threshold is None:
             return
         for key, raw in aligner.release(threshold):
@@ -230,7 +251,9 @@ class CorrelateAdapter:
     def end_batch(self, out: Output) -> None:
         for p in sorted(self._touched):
             self._dirty.add(clock_key(p))
-            mark = {"p": f"e:{p}", "w": self._clocks[p].watermark_us, "o": self._next_offset[p]}
+            clock = self._clocks[p]
+            mark = {"p": f"e:{p}", "l": clock.promise(self.lateness_us), "w": clock.watermark_us,
+                    "o": self._next_offset[p]}
             out.emit(self.topics.signals, SIGNAL_KEY, json.dumps(mark, separators=(",", ":")).encode())
         self._touched.clear()
         if self._waiting and self._ticks < MAX_TICKS:

@@ -178,7 +178,7 @@ class Correlator:
             return True
         # reached only through topology/time: the service's own burst must beat its background
         window = int(self.cfg.window_s * _US)
-        n = 1 + sum(1 for p in self.pending.get(sig.service, ()) if sig.ts_us - int(p["t"]) <= window)
+        n = 1 + sum(1 for p in self.pending.get(sig.service, ()) if abs(sig.ts_us - int(p["t"])) <= window)
         rate = self._rate(sig.service, sig.ts_us - window)
         return surprise(n, rate, self.cfg.window_s) < self.cfg.join_alpha
 
@@ -186,7 +186,7 @@ class Correlator:
         if (sig.event_kind == "alert" and sig.severity >= 2) or sig.severity >= 4:
             return True
         window = int(self.cfg.window_s * _US)
-        recent = [p for p in self.pending.get(sig.service, ()) if sig.ts_us - int(p["t"]) <= window]
+        recent = [p for p in self.pending.get(sig.service, ()) if abs(sig.ts_us - int(p["t"])) <= window]
         rate = self._rate(sig.service, sig.ts_us - window)
         # one problem repeats one message: a burst of the same template (or error class) needs the
         # configured tail; a mix of unrelated errors a hundred times smaller
@@ -208,8 +208,9 @@ class Correlator:
         self.background.setdefault(sig.service, []).append(sig.ts_us)
 
     def _new(self, sig: Signal) -> IncidentState:
-        lookback = int(self.cfg.lookback_s * _US)
-        mine = [p for p in self.pending.get(sig.service, []) if sig.ts_us - int(p["t"]) <= lookback]
+        lookback, window = int(self.cfg.lookback_s * _US), int(self.cfg.window_s * _US)
+        mine = [p for p in self.pending.get(sig.service, [])
+                if -window <= sig.ts_us - int(p["t"]) <= lookback]
         first = min(mine or [sig.to_json()], key=lambda p: (int(p["t"]), p["id"]))
         inc = IncidentState(incident_id(str(first["id"])), sig.ts_us, sig.ts_us, sig.ts_us)
         self.incidents[inc.id] = inc
@@ -266,11 +267,12 @@ class Correlator:
                 inc.link(sig.service, name, LinkKind.MENTION.value, 0.8)
 
     def _absorb_pending(self, inc: IncidentState, service: str) -> None:
-        lookback = int(self.cfg.lookback_s * _US)
+        lookback, window = int(self.cfg.lookback_s * _US), int(self.cfg.window_s * _US)
         keep: list[dict[str, Any]] = []
         take: list[dict[str, Any]] = []
         for p in self.pending.get(service, []):
-            (take if inc.last_us - int(p["t"]) <= lookback else keep).append(p)
+            # its onset, and (a straggler ordered late opened it) what followed within the window
+            (take if -window <= inc.last_us - int(p["t"]) <= lookback else keep).append(p)
         self.pending[service] = keep
         taken_times = {int(p["t"]) for p in take}
         self.background[service] = [t for t in self.background.get(service, []) if t not in taken_times]
@@ -284,9 +286,9 @@ class Correlator:
         for service in sorted(self.pending):
             if service in inc.services or not self.pending[service]:
                 continue
-            lookback = int(self.cfg.lookback_s * _US)
+            lookback, window = int(self.cfg.lookback_s * _US), int(self.cfg.window_s * _US)
             rows = [Signal.from_json(p) for p in self.pending[service]
-                    if inc.last_us - int(p["t"]) <= lookback]
+                    if -window <= inc.last_us - int(p["t"]) <= lookback]
             names_us = any(sig.service in self.topo.mentions(r) for r in rows)
             shares = any(r in inc.refs for row in rows for r in subject_refs(row) if r.startswith("node="))
             if service in named or names_us or shares:

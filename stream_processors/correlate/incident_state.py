@@ -79,6 +79,7 @@ class IncidentState:
     count: int = 0
     templates: dict[str, int] = field(default_factory=dict)
     template_text: dict[str, str] = field(default_factory=dict)
+    shapes: dict[str, str] = field(default_factory=dict)  # template id → SimHash of its embedding
     mentions: list[str] = field(default_factory=list)  # services its signals name
     named: dict[str, int] = field(default_factory=dict)  # "a>b": a's signals named b (a depends on b)
     # service → [origin phrases, effect phrases, familiar templates (seen well before), new templates]
@@ -124,6 +125,9 @@ class IncidentState:
             self.templates[sig.template_id] = self.templates.get(sig.template_id, 0) + 1
             if sig.template_id not in self.template_text and len(self.template_text) < 50:
                 self.template_text[sig.template_id] = sig.extra.get("template", sig.summary)[:160]
+            shape = sig.extra.get("shape", "")
+            if shape and sig.template_id not in self.shapes and len(self.shapes) < 50:
+                self.shapes[sig.template_id] = shape
         for name in mentions:
             if name != sig.service:
                 key = f"{sig.service}>{name}"
@@ -196,6 +200,9 @@ class IncidentState:
             self.templates[tid] = self.templates.get(tid, 0) + n
         for tid, text in other.template_text.items():
             self.template_text.setdefault(tid, text)
+        for tid, shape in other.shapes.items():
+            if len(self.shapes) < 50:
+                self.shapes.setdefault(tid, shape)
         self.mentions.extend(m for m in other.mentions if m not in self.mentions)
         for key, n in other.named.items():
             self.named[key] = self.named.get(key, 0) + n
@@ -226,7 +233,8 @@ class IncidentState:
             "id": self.id, "o": self.opened_us, "d": self.detected_us, "l": self.last_us, "st": self.status,
             "r": self.resolved_us, "c": self.changes, "re": self.reopened,
             "sv": {k: v.to_json() for k, v in self.services.items()}, "ev": self.evidence, "n": self.count,
-            "tp": self.templates, "tt": self.template_text, "mn": self.mentions, "nm": self.named,
+            "tp": self.templates, "tt": self.template_text, "sh": self.shapes, "mn": self.mentions,
+            "nm": self.named,
             "hn": self.hints, "rf": self.refs,
             "lk": self.links, "dp": self.deploys, "mf": self.merged_from, "mi": self.merged_into,
         }
@@ -238,7 +246,8 @@ class IncidentState:
             resolved_us=int(d["r"]), changes=int(d["c"]), reopened=int(d["re"]),
             services={k: ServiceFacts.from_json(v) for k, v in d["sv"].items()},
             evidence=[list(r) for r in d["ev"]], count=int(d["n"]), templates=dict(d["tp"]),
-            template_text=dict(d["tt"]), mentions=list(d["mn"]), named=dict(d.get("nm", {})),
+            template_text=dict(d["tt"]), shapes=dict(d.get("sh", {})), mentions=list(d["mn"]),
+            named=dict(d.get("nm", {})),
             hints={k: list(v) for k, v in d.get("hn", {}).items()},
             refs=list(d["rf"]),
             links={k: list(v) for k, v in d["lk"].items()}, deploys=[list(x) for x in d["dp"]],

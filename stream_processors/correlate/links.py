@@ -1,7 +1,8 @@
 """Evidence that a signal belongs to an incident, each with a confidence, and the background test.
 
 Pure.  A link is one reason (same service, shared trace id, call edge, a named service,
-a shared entity token, the same template) with a confidence; several reasons combine
+a shared entity token, the same template, a template that means the same — embeddings, see
+:mod:`~.semantic`) with a confidence; several reasons combine
 as a noisy-or.  :func:`surprise` is the Poisson tail of a service's recent signal count
 against its own background rate: a stray error in a busy service is not surprising.
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from stream_processors.correlate.incident_state import IncidentState, subject_refs
+from stream_processors.correlate.semantic import SIMILAR_MIN, most_similar
 from stream_processors.correlate.signals import Signal
 from stream_processors.correlate.topology import Topology
 
@@ -24,11 +26,12 @@ class LinkKind(StrEnum):
     MENTION = "names-service"
     ENTITY = "shared-entity"
     TEMPLATE = "same-template"
+    SIMILAR = "similar-template"
 
 
 CONFIDENCE = {
     LinkKind.TRACE: 0.95, LinkKind.SAME_SERVICE: 0.9, LinkKind.MENTION: 0.8, LinkKind.CALL: 0.7,
-    LinkKind.ENTITY: 0.65, LinkKind.TEMPLATE: 0.45,
+    LinkKind.ENTITY: 0.65, LinkKind.TEMPLATE: 0.45, LinkKind.SIMILAR: 0.35,
 }
 STRONG = frozenset({LinkKind.TRACE, LinkKind.MENTION, LinkKind.SAME_SERVICE})
 _SHARED_REF_PREFIXES = ("node=", "release=", "dbinstance=", "log_group=")
@@ -62,16 +65,18 @@ def combine(confidences: list[float]) -> float:
 
 def link(sig: Signal, inc: IncidentState, topo: Topology, mentions: tuple[str, ...], trace_hit: bool,
          window_us: int) -> Link | None:
-    """The link from ``sig`` to an open incident, or None when there is no reason or the incident's
-    (or, for the same service, that service's) last symptom is more than ``window_us`` old."""
-    if sig.ts_us - inc.last_us > window_us:
+    """The link from ``sig`` to an open incident, or None when there is no reason or the signal lies
+    more than ``window_us`` outside the incident's (or, for the same service, that service's) span of
+    symptoms — before it too: a straggler ordered late is judged by its own time."""
+    if not inc.opened_us - window_us <= sig.ts_us <= inc.last_us + window_us:
         return None
     kinds: list[LinkKind] = []
     via = sig.service
     if trace_hit:
         kinds.append(LinkKind.TRACE)
     facts = inc.services.get(sig.service)
-    if facts is not None and facts.count and sig.ts_us - facts.last_us <= window_us:
+    near = facts is not None and facts.first_us - window_us <= sig.ts_us <= facts.last_us + window_us
+    if facts is not None and facts.count and near:
         kinds.append(LinkKind.SAME_SERVICE)
     named = [m for m in mentions if m in inc.services or m in inc.mentions]
     if named or (sig.service in inc.mentions and sig.service not in inc.services):
@@ -87,6 +92,8 @@ def link(sig: Signal, inc: IncidentState, topo: Topology, mentions: tuple[str, .
         kinds.append(LinkKind.ENTITY)
     if sig.template_id and sig.template_id in inc.templates:
         kinds.append(LinkKind.TEMPLATE)
+    elif inc.shapes and most_similar(sig.extra.get("shape", ""), inc.shapes.values()) >= SIMILAR_MIN:
+        kinds.append(LinkKind.SIMILAR)  # another template that says the same thing (embeddings)
     if not kinds:
         return None
     return Link(inc.id, tuple(kinds), combine([CONFIDENCE[k] for k in kinds]), via)

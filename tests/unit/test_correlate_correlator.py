@@ -171,3 +171,17 @@ def test_a_victim_failing_in_its_own_way_starts_a_new_incident() -> None:
              sig("k1", 60, "checkout", "KeyError: 'currency'"),
              sig("k2", 70, "checkout", "KeyError: 'currency'")])
     assert len(live(c)) == 2
+
+
+def test_a_straggler_ordered_after_later_signals_is_grouped_by_its_own_time() -> None:
+    # what the aligner hands over when a partition's event comes later than its lateness: the
+    # straggler (t=210) is processed after signals 18 minutes younger, at the partition's edge
+    c = Correlator()
+    early = sig("p1", 180, "payments", "payments says p1")
+    later = [sig(f"b{i}", 1260 + 10 * i, "payments", "bank refused") for i in range(3)]
+    straggler = sig("p1b", 210, "payments", "payments says p1")
+    feed(c, [early, *later])
+    c.advance(T0 + 1280 * S)
+    c.process(straggler)
+    groups = sorted(sorted(str(row[1]) for row in c.incidents[i].evidence) for i in live(c))
+    assert groups == [["b0", "b1", "b2"], ["p1", "p1b"]]
