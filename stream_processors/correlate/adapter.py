@@ -48,6 +48,9 @@ SIGNAL_KEY = b"signals"
 _US = 1_000_000
 PROBE_EVERY_S = 2.0
 MAX_TICKS = 300  # about a minute of asking whether normalize finished a partition
+# the kinds whose templates the normalize step embeds (so the shared cache already holds them); a
+# span's or a metric's "template" is a name, not a sentence
+SIGNED_KINDS = frozenset({"log", "event", "error", "alert"})
 
 
 def clock_key(partition: int) -> str:
@@ -163,7 +166,8 @@ class CorrelateAdapter:
             clock.observe(ts_us, self.lateness_us, self.min_lateness_us)
         else:
             order = clock.order_key(ts_us, self.lateness_us, self.min_lateness_us)
-            if self.signer is not None and sig.kind is SignalKind.SYMPTOM and sig.template_id:
+            if self.signer is not None and sig.kind is SignalKind.SYMPTOM and sig.template_id \
+                    and sig.event_kind in SIGNED_KINDS:
                 shape = self.signer.sign(sig.template_id, sig.extra.get("template", sig.summary))
                 if shape:
                     sig = replace(sig, extra={**sig.extra, "shape": shape})

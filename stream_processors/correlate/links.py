@@ -92,8 +92,11 @@ def link(sig: Signal, inc: IncidentState, topo: Topology, mentions: tuple[str, .
         kinds.append(LinkKind.ENTITY)
     if sig.template_id and sig.template_id in inc.templates:
         kinds.append(LinkKind.TEMPLATE)
-    elif inc.shapes and most_similar(sig.extra.get("shape", ""), inc.shapes.values()) >= SIMILAR_MIN:
-        kinds.append(LinkKind.SIMILAR)  # another template that says the same thing (embeddings)
+    elif kinds and inc.shapes and most_similar(sig.extra.get("shape", ""), inc.shapes.values()) \
+            >= SIMILAR_MIN:
+        # another template that says the same thing (embeddings); alone it is below any join
+        # confidence, so it is only looked for where another reason holds
+        kinds.append(LinkKind.SIMILAR)
     if not kinds:
         return None
     return Link(inc.id, tuple(kinds), combine([CONFIDENCE[k] for k in kinds]), via)

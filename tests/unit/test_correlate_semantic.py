@@ -76,14 +76,20 @@ def test_a_template_that_means_the_same_links_and_one_that_does_not_gives_no_rea
     v /= np.linalg.norm(v)
     inc = incident_with("payments", "t-timeout", signature(v))
     topo = Topology()
+    topo.calls["checkout>payments"] = 1  # checkout calls payments: a reason to look
     close = Signal("s2", SignalKind.SYMPTOM, 5 * S, "checkout", template_id="t-other",
                    extra={"shape": signature(at_angle(v, 0.99, rng))})
     far = Signal("s3", SignalKind.SYMPTOM, 5 * S, "checkout", template_id="t-other",
                  extra={"shape": signature(at_angle(v, 0.3, rng))})
     lk = link(close, inc, topo, (), False, 300 * S)
-    assert lk is not None and lk.kinds == (LinkKind.SIMILAR,) and not lk.strong and not lk.specific
-    assert link(far, inc, topo, (), False, 300 * S) is None
-    assert SIMILAR_MIN > 0.5
+    assert lk is not None and lk.kinds == (LinkKind.CALL, LinkKind.SIMILAR)
+    assert lk.confidence == pytest.approx(1 - 0.3 * 0.65)
+    far_link = link(far, inc, topo, (), False, 300 * S)
+    assert far_link is not None and far_link.kinds == (LinkKind.CALL,)
+    # alone it is below the join confidence: not even looked for without another reason
+    lone = Signal("s4", SignalKind.SYMPTOM, 5 * S, "search", template_id="t-other", extra=close.extra)
+    assert link(lone, inc, topo, (), False, 300 * S) is None
+    assert 0.5 < SIMILAR_MIN < 1.0
 
 
 def test_the_signer_embeds_each_template_once_and_gives_nothing_while_the_engine_fails() -> None:
