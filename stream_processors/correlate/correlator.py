@@ -208,15 +208,18 @@ class Correlator:
         self.background.setdefault(sig.service, []).append(sig.ts_us)
 
     def _new(self, sig: Signal) -> IncidentState:
-        lookback, window = int(self.cfg.lookback_s * _US), int(self.cfg.window_s * _US)
-        mine = [p for p in self.pending.get(sig.service, [])
-                if -window <= sig.ts_us - int(p["t"]) <= lookback]
+        mine = [p for p in self.pending.get(sig.service, []) if self._onset(sig.ts_us, int(p["t"]))]
         first = min(mine or [sig.to_json()], key=lambda p: (int(p["t"]), p["id"]))
         inc = IncidentState(incident_id(str(first["id"])), sig.ts_us, sig.ts_us, sig.ts_us)
         self.incidents[inc.id] = inc
         self._absorb_pending(inc, sig.service)
         self._absorb_neighbours(inc, sig)
         return inc
+
+    def _onset(self, at_us: int, t_us: int) -> bool:
+        """Whether a pending signal at ``t_us`` belongs to the onset of what happens at ``at_us``: up to
+        ``lookback_s`` before it, and (a straggler ordered late opened it) up to ``window_s`` after."""
+        return -int(self.cfg.window_s * _US) <= at_us - t_us <= int(self.cfg.lookback_s * _US)
 
     def _reopen(self, sig: Signal) -> IncidentState | None:
         grace = int(self.cfg.reopen_grace_s * _US)
@@ -267,12 +270,10 @@ class Correlator:
                 inc.link(sig.service, name, LinkKind.MENTION.value, 0.8)
 
     def _absorb_pending(self, inc: IncidentState, service: str) -> None:
-        lookback, window = int(self.cfg.lookback_s * _US), int(self.cfg.window_s * _US)
         keep: list[dict[str, Any]] = []
         take: list[dict[str, Any]] = []
         for p in self.pending.get(service, []):
-            # its onset, and (a straggler ordered late opened it) what followed within the window
-            (take if -window <= inc.last_us - int(p["t"]) <= lookback else keep).append(p)
+            (take if self._onset(inc.last_us, int(p["t"])) else keep).append(p)
         self.pending[service] = keep
         taken_times = {int(p["t"]) for p in take}
         self.background[service] = [t for t in self.background.get(service, []) if t not in taken_times]
@@ -286,9 +287,8 @@ class Correlator:
         for service in sorted(self.pending):
             if service in inc.services or not self.pending[service]:
                 continue
-            lookback, window = int(self.cfg.lookback_s * _US), int(self.cfg.window_s * _US)
             rows = [Signal.from_json(p) for p in self.pending[service]
-                    if -window <= inc.last_us - int(p["t"]) <= lookback]
+                    if self._onset(inc.last_us, int(p["t"]))]
             names_us = any(sig.service in self.topo.mentions(r) for r in rows)
             shares = any(r in inc.refs for row in rows for r in subject_refs(row) if r.startswith("node="))
             if service in named or names_us or shares:
