@@ -98,6 +98,7 @@ def detail(ctx: GatewayContext, incident_id: str, max_items: int, max_tokens: in
             feedback=fb.outcome.value if fb is not None else None,
             summary=inc.summary, detected_at=inc.detected_at, merged_into=inc.merged_into,
             merged_from=inc.merged_from, reopened=inc.reopened, label_quality=inc.label_quality,
+            split_from=inc.split_from, split_into=inc.split_into,
             graph_nodes=inc.graph_nodes, graph_edges=inc.graph_edges,
             remediation_suggestions=inc.remediation_suggestions,
         )

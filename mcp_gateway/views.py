@@ -121,6 +121,9 @@ class IncidentDetail(BaseModel):
     detected_at: datetime | None = Field(default=None, description="Event time the correlator opened it.")
     merged_into: str | None = Field(default=None, description="Set when merged into this (older) incident.")
     merged_from: list[str] = Field(default_factory=list, description="Incidents merged into this one.")
+    split_from: str | None = Field(default=None, description="Set when this incident split off from another "
+                                   "(the evidence joining them fell apart).")
+    split_into: list[str] = Field(default_factory=list, description="Incidents that split off from this one.")
     reopened: int = 0
     label_quality: float = 0.0
     graph_nodes: list[GraphNode] = Field(default_factory=list, description="Correlation graph: services.")

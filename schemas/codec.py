@@ -178,7 +178,22 @@ def load_schema(name: str) -> dict[str, Any]:
 _DEFAULT_STORE = SchemaStore()
 
 
+def earlier_schemas(name: str) -> list[dict[str, Any]]:
+    """The earlier shipped versions of a schema (``avro/history/{name}.N.avsc``), oldest first.
+
+    A schema that gains a field keeps its previous version here, so records written before an
+    upgrade (a compacted topic holds them for good) still decode: the decoder finds their
+    writer schema by fingerprint and resolves it, filling the new fields' defaults."""
+    folder = resources.files("schemas").joinpath("avro", "history")
+    found = [f for f in folder.iterdir() if f.name.startswith(f"{name}.") and f.name.endswith(".avsc")]
+    found.sort(key=lambda f: int(f.name[len(name) + 1:-len(".avsc")]))
+    return [json.loads(f.read_text("utf-8")) for f in found]
+
+
 @cache
 def codec_for(name: str) -> AvroCodec:
-    """The process-wide codec for a shipped schema (all share one :class:`SchemaStore`)."""
+    """The process-wide codec for a shipped schema (all share one :class:`SchemaStore`); the
+    schema's earlier versions are registered too, as writers it can read."""
+    for old in earlier_schemas(name):
+        _DEFAULT_STORE.register(old)
     return AvroCodec(load_schema(name), _DEFAULT_STORE)

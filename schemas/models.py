@@ -238,6 +238,8 @@ class Incident(BaseModel):
     merged_into: str | None = None
     reopened: int = 0
     label_quality: float = 0.0
+    split_from: str | None = None
+    split_into: list[str] = Field(default_factory=list)
     graph_nodes: list[GraphNode] = Field(default_factory=list)
     graph_edges: list[GraphEdge] = Field(default_factory=list)
     remediation_suggestions: list[RemediationSuggestion] = Field(default_factory=list)

@@ -37,16 +37,12 @@ from stream_processors.correlate.incident_state import (
     subject_refs,
 )
 from stream_processors.correlate.links import Link, LinkKind, link, surprise
+from stream_processors.correlate.recall import TEMPLATE_MEMORY_US, coherence_key, familiar, saw_template
 from stream_processors.correlate.signals import Signal, SignalKind
+from stream_processors.correlate.split import RETEST_EVERY, retest
 from stream_processors.correlate.topology import Topology
 
 _US = 1_000_000
-TEMPLATE_MEMORY_US = 24 * 3600 * _US
-
-
-def coherence_key(sig: Signal) -> str:
-    """What makes two symptoms "the same message": the template, else the first word (error class)."""
-    return sig.template_id or (sig.summary.split(maxsplit=1) or [""])[0].rstrip(":")
 
 
 @dataclass(frozen=True)
@@ -95,7 +91,7 @@ class Correlator:
         if sig.kind is SignalKind.ANOMALY:
             return self._anomaly(sig)
         if sig.template_id and sig.kind in (SignalKind.SYMPTOM, SignalKind.WEAK):
-            self._saw_template(sig)
+            saw_template(self.templates, sig)
         if sig.kind is SignalKind.CHANGE:
             row = [sig.ts_us, sig.service, sig.summary, sig.id, sig.source]
             self.changes.setdefault(sig.service, []).append(row)
@@ -126,9 +122,11 @@ class Correlator:
         window = int(self.cfg.window_s * _US)
         mentions = self.topo.mentions(sig)
         hit = self.traces.get(sig.trace_id, "") if sig.trace_id else ""
+        own = self._own_times(sig)
+        need = self.cfg.join_confidence
         links = [lk for inc in self._open()
-                 if (lk := link(sig, inc, self.topo, mentions, inc.id == hit, window)) is not None]
-        links = [lk for lk in links if self._admissible(sig, lk)]
+                 if (lk := link(sig, inc, self.topo, mentions, inc.id == hit, window, own, need)) is not None]
+        links = [lk for lk in links if self._admissible(sig, lk, own)]
         touched: set[str] = set()
         if links and ([lk for lk in links if lk.specific] or not mentions):
             # a trace or a named service says which incident; only such evidence merges incidents
@@ -138,7 +136,9 @@ class Correlator:
                                       self.incidents[lk.incident].opened_us, lk.incident))
             best = pool[0]
             inc = self.incidents[best.incident]
-            for other in specific[1:]:
+            # the service's rate moving with another incident's service joins the two as well
+            moving = [lk for lk in links if lk.kinds[0] is LinkKind.RATE and lk not in specific[1:]]
+            for other in [*specific[1:], *moving]:
                 # naming one service that is in two incidents (the cause of one, a victim in the other)
                 # says which of them is fresher, not that they are one
                 joins = (LinkKind.TRACE in other.kinds or LinkKind.ENTITY in other.kinds
@@ -147,8 +147,16 @@ class Correlator:
                     gone = self.incidents[other.incident]
                     if gone.is_open and inc.is_open:
                         inc = self._merge(inc, gone, touched)
+                        if other.kinds[0] is LinkKind.RATE:
+                            inc.track(other.via, [])
+                            inc.track(sig.service, [])
+                        inc.link(other.via, sig.service, other.kinds[0].value, other.confidence, sig.ts_us)
             self._fold(inc, sig, mentions, best)
             touched.add(inc.id)
+            if inc.rates and inc.count % RETEST_EVERY == 0:
+                for new in retest(inc, sig.ts_us):
+                    self.incidents[new.id] = new
+                    touched.update((inc.id, new.id))
             return touched
         if sig.kind is SignalKind.WEAK:
             return touched
@@ -159,11 +167,20 @@ class Correlator:
         touched.add(inc.id)
         return touched
 
+    def _own_times(self, sig: Signal) -> list[int]:
+        """The signal's service's recent symptoms (pending, or in an open incident), its own included."""
+        lookback = int(self.cfg.lookback_s * _US)
+        times = [int(p["t"]) for p in self.pending.get(sig.service, ())]
+        for inc in self._open():
+            if sig.service in inc.services:
+                times.extend(inc.symptom_times(sig.service))
+        return sorted({t for t in times if abs(sig.ts_us - t) <= lookback} | {sig.ts_us})
+
     def _freshness(self, lk: Link) -> int:
         facts = self.incidents[lk.incident].services.get(lk.via)
         return facts.last_us if facts is not None else 0
 
-    def _admissible(self, sig: Signal, lk: Link) -> bool:
+    def _admissible(self, sig: Signal, lk: Link, own: list[int]) -> bool:
         if lk.confidence < self.cfg.join_confidence:
             return False
         if not lk.specific and not EFFECT.search(sig.summary) and sig.event_kind != "alert":
@@ -178,7 +195,10 @@ class Correlator:
             return True
         # reached only through topology/time: the service's own burst must beat its background
         window = int(self.cfg.window_s * _US)
-        n = 1 + sum(1 for p in self.pending.get(sig.service, ()) if abs(sig.ts_us - int(p["t"])) <= window)
+        if lk.kinds[0] is LinkKind.RATE:  # a rate: the service's recent symptoms wherever they are
+            n = sum(1 for t in own if abs(sig.ts_us - t) <= window)
+        else:
+            n = 1 + sum(1 for p in self.pending.get(sig.service, ()) if abs(sig.ts_us - int(p["t"])) <= window)  # noqa: E501
         rate = self._rate(sig.service, sig.ts_us - window)
         return surprise(n, rate, self.cfg.window_s) < self.cfg.join_alpha
 
@@ -236,28 +256,17 @@ class Correlator:
                 return inc
         return None
 
-    def _saw_template(self, sig: Signal) -> None:
-        key = f"{sig.service}\x00{sig.template_id}"
-        seen = self.templates.get(key)
-        if seen is None or sig.ts_us - seen[1] > TEMPLATE_MEMORY_US:
-            self.templates[key] = [sig.ts_us, sig.ts_us]
-        else:
-            seen[0], seen[1] = min(seen[0], sig.ts_us), max(seen[1], sig.ts_us)
-
-    def _familiar(self, inc: IncidentState, sig: Signal) -> bool | None:
-        """Whether the signal's template was already seen well before the incident began."""
-        if not sig.template_id:
-            return None
-        seen = self.templates.get(f"{sig.service}\x00{sig.template_id}")
-        return seen is not None and seen[0] < inc.opened_us - int(self.cfg.lookback_s * _US)
-
     def _fold(self, inc: IncidentState, sig: Signal, mentions: tuple[str, ...], lk: Link | None) -> None:
         new_service = sig.service not in inc.services
-        inc.add(sig, self.cfg.max_evidence, mentions, self._familiar(inc, sig))
+        if lk is not None and lk.rate is not None and lk.kinds[0] is LinkKind.RATE:
+            inc.track(lk.via, [])  # the link rests on the two rates: keep them to re-test it
+            inc.track(sig.service, [])
+        seen_before = familiar(self.templates, sig, inc.opened_us - int(self.cfg.lookback_s * _US))
+        inc.add(sig, self.cfg.max_evidence, mentions, seen_before)
         if sig.trace_id:
             self.traces[sig.trace_id] = inc.id
         if lk is not None and lk.via != sig.service:
-            inc.link(lk.via, sig.service, lk.kinds[0].value, lk.confidence)
+            inc.link(lk.via, sig.service, lk.kinds[0].value, lk.confidence, sig.ts_us)
         for name in mentions:
             if name in inc.services:
                 inc.link(sig.service, name, LinkKind.MENTION.value, 0.8)

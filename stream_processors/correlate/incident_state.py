@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream_processors.correlate.lagrate import KEEP_TIMES
 from stream_processors.correlate.signals import Signal, SignalKind
 
 # What a symptom says about its own service: the origin of a problem, or the effect of another's.
@@ -22,6 +23,7 @@ ORIGIN = re.compile(r"exhausted|OOMKilled|out of memory|NearLimit|renewal failed
 EFFECT = re.compile(r"throttl|upstream|timed? ?out|timeout|did not respond|connection reset|"
                     r"connection refused|\b50[234]\b|circuit breaker|call to \S+ failed|"
                     r"calling https?://", re.I)
+RATE_LINK = "lagged-rate"  # the kind of a graph edge that rests on two services' rates alone
 EvidenceRow = list[Any]  # [ts_us, event_id, source, kind, service, severity_rank, summary]
 
 
@@ -89,6 +91,11 @@ class IncidentState:
     deploys: list[list[Any]] = field(default_factory=list)  # [ts_us, service, summary, id]
     merged_from: list[str] = field(default_factory=list)
     merged_into: str = ""
+    # service → its symptom times, kept for the services at either end of a link that rested on
+    # their rates moving together (:mod:`.lagrate`), so the link can be re-tested as they go on
+    rates: dict[str, list[int]] = field(default_factory=dict)
+    split_from: str = ""  # the incident this one split off from
+    split_into: list[str] = field(default_factory=list)  # incidents that split off from this one
 
     @property
     def is_open(self) -> bool:
@@ -137,6 +144,10 @@ class IncidentState:
         for ref in subject_refs(sig):
             if ref not in self.refs and len(self.refs) < 100:
                 self.refs.append(ref)
+        times = self.rates.get(sig.service)
+        if times is not None and sig.kind is SignalKind.SYMPTOM:
+            bisect.insort(times, sig.ts_us)
+            del times[:-KEEP_TIMES]
         row = [sig.ts_us, sig.id, sig.source, sig.event_kind, sig.service, sig.severity, sig.summary]
         self._evidence(row, max_evidence)
         self.count += 1
@@ -162,13 +173,35 @@ class IncidentState:
         self._evidence([row[0], row[3], row[4], "deploy", row[1], 1, row[2]], max_evidence)
         self.changes += 1
 
-    def link(self, a: str, b: str, kind: str, confidence: float) -> None:
+    def link(self, a: str, b: str, kind: str, confidence: float, since_us: int = 0) -> None:
+        """Record an edge of the correlation graph; the most confident reason shows, and any other
+        reason replaces one that rested on the rates (:data:`RATE_LINK`, which keeps ``since_us``, when
+        it was made, to be re-tested on what came after): it no longer can fall apart."""
         if a == b:
             return
         key = "|".join(sorted((a, b)))
         old = self.links.get(key)
-        if old is None or confidence > float(old[1]):
-            self.links[key] = [kind, round(confidence, 3)]
+        if old is None or (kind != RATE_LINK and old[0] == RATE_LINK) or (
+                confidence > float(old[1]) and (kind == RATE_LINK) == (old[0] == RATE_LINK)):
+            self.links[key] = [kind, round(confidence, 3), *([since_us] if kind == RATE_LINK else [])]
+
+    def symptom_times(self, service: str) -> list[int]:
+        """The service's symptom times: all of them where kept (:attr:`rates`), else those in the
+        evidence."""
+        kept = self.rates.get(service)
+        if kept is not None:
+            return kept
+        return [int(r[0]) for r in self.evidence
+                if r[4] == service and not str(r[3]).startswith(("anomaly", "deploy"))]
+
+    def track(self, service: str, times: list[int]) -> None:
+        """Keep ``service``'s symptom times from now on (seeded with ``times`` and the evidence)."""
+        if service not in self.rates:
+            self.rates[service] = sorted({*self.symptom_times(service), *times})[-KEEP_TIMES:]
+
+    def rate_links(self) -> list[tuple[str, str]]:
+        """The edges that rest on the rates alone, as service pairs (sorted)."""
+        return sorted(tuple(k.split("|", 1)) for k, v in self.links.items() if v[0] == RATE_LINK)  # type: ignore[misc]
 
     def _evidence(self, row: EvidenceRow, max_evidence: int) -> None:
         pos = bisect.bisect_left(self.evidence, (row[0], row[1]), key=lambda r: (r[0], r[1]))
@@ -217,6 +250,9 @@ class IncidentState:
         for row in other.deploys:
             if all(d[3] != row[3] for d in self.deploys):
                 self.deploys.append(row)
+        for name, times in other.rates.items():
+            self.rates[name] = sorted({*self.rates.get(name, []), *times})[-KEEP_TIMES:]
+        self.split_into.extend(i for i in other.split_into if i not in self.split_into)
         self.deploys.sort(key=lambda d: (d[0], d[3]))
         self.opened_us = min(self.opened_us, other.opened_us)
         self.detected_us = min(self.detected_us, other.detected_us)
@@ -226,6 +262,40 @@ class IncidentState:
         self.changes += other.changes + 1
         other.status, other.merged_into, other.resolved_us = "resolved", self.id, other.last_us
         other.changes += 1
+
+    def split_off(self, services: set[str], new_id: str, at_us: int) -> IncidentState:
+        """Move ``services`` (a part no longer linked to the rest) into a new open incident ``new_id``,
+        detected at ``at_us``; both record the split.  Templates, shapes and entity tokens stay here
+        (they are not kept per service); the new incident gathers its own as its signals go on."""
+        mine = {n: f for n, f in self.services.items() if n in services}
+        new = IncidentState(new_id, min(f.first_us for f in mine.values()), at_us,
+                            max(f.last_us for f in mine.values()), split_from=self.id)
+        for name in mine:
+            new.services[name] = self.services.pop(name)
+            if name in self.hints:
+                new.hints[name] = self.hints.pop(name)
+            if name in self.rates:
+                new.rates[name] = self.rates.pop(name)
+        new.evidence = [r for r in self.evidence if r[4] in services]
+        self.evidence = [r for r in self.evidence if r[4] not in services]
+        new.deploys = [d for d in self.deploys if d[1] in services]
+        self.deploys = [d for d in self.deploys if d[1] not in services]
+        for key in [k for k in self.links if set(k.split("|", 1)) & services]:
+            value = self.links.pop(key)
+            if set(key.split("|", 1)) <= services:
+                new.links[key] = value
+        for key in [k for k in self.named if k.split(">", 1)[0] in services]:
+            new.named[key] = self.named.pop(key)
+        new.mentions = sorted({k.split(">", 1)[1] for k in new.named})
+        new.count = sum(f.count for f in new.services.values())
+        self.count -= new.count
+        if self.services:
+            self.opened_us = min(f.first_us for f in self.services.values())
+            self.last_us = max(f.last_us for f in self.services.values())
+        self.split_into.append(new_id)
+        self.changes += 1
+        new.changes = 1
+        return new
 
     # -- JSON ------------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -237,6 +307,9 @@ class IncidentState:
             "nm": self.named,
             "hn": self.hints, "rf": self.refs,
             "lk": self.links, "dp": self.deploys, "mf": self.merged_from, "mi": self.merged_into,
+            **({"rt": self.rates} if self.rates else {}),
+            **({"sf": self.split_from} if self.split_from else {}),
+            **({"si": self.split_into} if self.split_into else {}),
         }
 
     @classmethod
@@ -252,4 +325,6 @@ class IncidentState:
             refs=list(d["rf"]),
             links={k: list(v) for k, v in d["lk"].items()}, deploys=[list(x) for x in d["dp"]],
             merged_from=list(d["mf"]), merged_into=d["mi"],
+            rates={k: [int(t) for t in v] for k, v in d.get("rt", {}).items()},
+            split_from=str(d.get("sf", "")), split_into=list(d.get("si", [])),
         )

@@ -87,5 +87,6 @@ def build(state: IncidentState, c: Correlator, labeler: LlmLabeler | None = None
         event_count=inc.count, summary=label.summary, detected_at=_dt(inc.detected_us), fingerprint=fp,
         merged_from=list(inc.merged_from), merged_into=inc.merged_into or None, reopened=inc.reopened,
         label_quality=label.quality, graph_nodes=nodes, graph_edges=edges,
+        split_from=inc.split_from or None, split_into=list(inc.split_into),
         remediation_suggestions=remediation,
     )

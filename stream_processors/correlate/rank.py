@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from stream_processors.correlate.incident_state import IncidentState
+from stream_processors.correlate.lagrate import best_lag
 from stream_processors.correlate.topology import Topology
 
 _US = 1_000_000
@@ -87,26 +88,6 @@ def personalized_pagerank(deps: dict[str, set[str]], strength: dict[str, float],
     return rank
 
 
-def _corr(x: list[float], y: list[float]) -> float:
-    n = len(x)
-    if n < 3:
-        return 0.0
-    mx, my = sum(x) / n, sum(y) / n
-    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
-    sxx, syy = sum((a - mx) ** 2 for a in x), sum((b - my) ** 2 for b in y)
-    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else 0.0
-
-
-def _best_lag(cause: list[float], effect: list[float]) -> tuple[float, int]:
-    """The highest correlation of ``cause`` shifted later by 1..LAG_MAX_BINS bins with ``effect``."""
-    best, at = 0.0, 0
-    for lag in range(1, LAG_MAX_BINS + 1):
-        c = _corr(cause[:-lag], effect[lag:])
-        if c > best:
-            best, at = c, lag
-    return best, at
-
-
 def lead_lag(inc: IncidentState) -> dict[str, list[tuple[str, int, float]]]:
     """service → the services it leads: ``(other, lag in seconds, margin)``.
 
@@ -135,8 +116,8 @@ def lead_lag(inc: IncidentState) -> dict[str, list[tuple[str, int, float]]]:
     for i, a in enumerate(tested):
         for b in tested[i + 1:]:
             xa, xb = series[a][:span], series[b][:span]
-            ab, lag_ab = _best_lag(xa, xb)
-            ba, lag_ba = _best_lag(xb, xa)
+            ab, lag_ab = best_lag(xa, xb, LAG_MAX_BINS)
+            ba, lag_ba = best_lag(xb, xa, LAG_MAX_BINS)
             if ab - ba >= LAG_MARGIN:
                 leads.setdefault(a, []).append((b, int(lag_ab * LAG_BIN_S), round(ab - ba, 2)))
             elif ba - ab >= LAG_MARGIN:
