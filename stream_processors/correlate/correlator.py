@@ -136,9 +136,7 @@ class Correlator:
                                       self.incidents[lk.incident].opened_us, lk.incident))
             best = pool[0]
             inc = self.incidents[best.incident]
-            # the service's rate moving with another incident's service joins the two as well
-            moving = [lk for lk in links if lk.kinds[0] is LinkKind.RATE and lk not in specific[1:]]
-            for other in [*specific[1:], *moving]:
+            for other in specific[1:]:
                 # naming one service that is in two incidents (the cause of one, a victim in the other)
                 # says which of them is fresher, not that they are one
                 joins = (LinkKind.TRACE in other.kinds or LinkKind.ENTITY in other.kinds
@@ -147,10 +145,7 @@ class Correlator:
                     gone = self.incidents[other.incident]
                     if gone.is_open and inc.is_open:
                         inc = self._merge(inc, gone, touched)
-                        if other.kinds[0] is LinkKind.RATE:
-                            inc.track(other.via, [])
-                            inc.track(sig.service, [])
-                        inc.link(other.via, sig.service, other.kinds[0].value, other.confidence, sig.ts_us)
+                        inc.link(other.via, sig.service, other.kinds[0].value, other.confidence)
             self._fold(inc, sig, mentions, best)
             touched.add(inc.id)
             if inc.rates and inc.count % RETEST_EVERY == 0:

@@ -7,7 +7,7 @@ from schemas.models import Incident
 from stream_processors.correlate.correlator import Correlator
 from stream_processors.correlate.incident_state import RATE_LINK, IncidentState
 from stream_processors.correlate.lagrate import co_movement
-from stream_processors.correlate.links import rate_confidence
+from stream_processors.correlate.links import CONFIDENCE, LinkKind, combine, rate_confidence
 from stream_processors.correlate.publish import build
 from stream_processors.correlate.split import retest
 from tests.unit.test_correlate_correlator import T0, S, feed, live, sig
@@ -37,18 +37,26 @@ def test_rates_that_do_not_move_together_correlate_weakly_and_too_few_bins_are_n
     assert co_movement(burst, burst[:3]) is None
 
 
-def test_rate_confidence_never_joins_alone_but_adds_to_another_reason() -> None:
-    assert rate_confidence(0.7) == 0.4 and rate_confidence(1.0) == 0.5
-    assert rate_confidence(1.0) < 0.6
+def test_rates_join_with_the_same_template_but_not_alone_nor_with_a_merely_similar_one() -> None:
+    assert rate_confidence(0.7) == 0.3 and rate_confidence(1.0) == 0.38
+    join = 0.6
+    for r in (0.7, 0.85, 1.0):
+        assert rate_confidence(r) < join
+        assert combine([rate_confidence(r), CONFIDENCE[LinkKind.TEMPLATE]]) >= join
+        assert combine([rate_confidence(r), CONFIDENCE[LinkKind.SIMILAR]]) < join
 
 
 def _two_bursts(b_summary: str) -> list:  # type: ignore[type-arg]
+    """inventory (quiet until now) fails in a burst; reports, which logs a stray error every 10 minutes,
+    fails 10 s behind it with the same rhythm — not enough on its own to open an incident at once."""
+    background = [sig(f"bg{i}", -3 * 3600 + 600 * i, "reports", "slow query on reports_db",
+                      template_id="tpl-bg") for i in range(17)]
     a = [sig(f"a{i}", (t - T0) / S, "inventory", "disk full on /var/lib/db", template_id="tpl-disk")
          for i, t in enumerate(times(PATTERN, 0))]
     tpl = "tpl-disk" if "disk" in b_summary else "tpl-x"
     b = [sig(f"b{i}", (t - T0) / S, "reports", b_summary, template_id=tpl)
          for i, t in enumerate(times(PATTERN, 10))]
-    return [*a, *b]
+    return [*background, *a, *b]
 
 
 def test_a_service_whose_rate_follows_an_incident_and_says_the_same_thing_joins_it() -> None:
@@ -84,7 +92,7 @@ def test_when_the_rates_fall_apart_the_part_they_joined_splits_off_with_its_own_
     new = c.incidents[new_id]
     assert sorted(old.services) == ["inventory"] and sorted(new.services) == ["reports"]
     assert new.split_from == iid and new.is_open and new_id in touched
-    assert old.count + new.count == 12 + 16 + 60  # nothing lost, nothing counted twice
+    assert old.count + new.count == 14 + 14 + 60  # nothing lost, nothing counted twice
     assert all(r[4] == "reports" for r in new.evidence) and all(r[4] == "inventory" for r in old.evidence)
     assert "inventory|reports" not in old.links
     later = feed(c, [sig("r-late", 640, "reports", "disk full on /var/lib/db", template_id="tpl-disk")])
