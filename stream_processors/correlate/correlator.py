@@ -36,7 +36,7 @@ from stream_processors.correlate.incident_state import (
     incident_id,
     subject_refs,
 )
-from stream_processors.correlate.links import Link, LinkKind, link, surprise
+from stream_processors.correlate.links import Link, LinkKind, link, scan, surprise
 from stream_processors.correlate.recall import TEMPLATE_MEMORY_US, coherence_key, familiar, saw_template
 from stream_processors.correlate.signals import Signal, SignalKind
 from stream_processors.correlate.split import RETEST_EVERY, retest
@@ -205,8 +205,9 @@ class Correlator:
         rate = self._rate(sig.service, sig.ts_us - window)
         # one problem repeats one message: a burst of the same template (or error class) needs the
         # configured tail; a mix of unrelated errors a hundred times smaller
-        same = sum(1 for p in recent if coherence_key(Signal.from_json(p)) == coherence_key(sig))
-        return (surprise(same, rate, self.cfg.window_s) < self.cfg.open_alpha
+        key = coherence_key(sig)
+        same = [int(p["t"]) for p in recent if coherence_key(Signal.from_json(p)) == key]
+        return (scan(same, sig.ts_us, rate, self.cfg.window_s) < self.cfg.open_alpha
                 or surprise(len(recent), rate, self.cfg.window_s) < self.cfg.open_alpha / 100)
 
     def _rate(self, service: str, before_us: int) -> float:

@@ -39,6 +39,7 @@ CONFIDENCE = {
     LinkKind.ENTITY: 0.65, LinkKind.TEMPLATE: 0.45, LinkKind.SIMILAR: 0.35, LinkKind.RATE: 0.3,
 }
 RATE_SPAN_BINS = 90  # a join looks at the last 15 minutes of the two rates
+_US = 1_000_000
 STRONG = frozenset({LinkKind.TRACE, LinkKind.MENTION, LinkKind.SAME_SERVICE})
 _SHARED_REF_PREFIXES = ("node=", "release=", "dbinstance=", "log_group=")
 
@@ -152,3 +153,22 @@ def surprise(count: int, rate_per_s: float, window_s: float) -> float:
         term *= mu / k
         cdf += term
     return max(0.0, 1.0 - cdf)
+
+
+SCAN_FRACTIONS = (0.1, 0.2, 0.4)  # the shorter windows a burst is also tested in, as parts of the window
+
+
+def scan(times: Sequence[int], at_us: int, rate_per_s: float, window_s: float) -> float:
+    """The tail probability of the burst of ``times`` around ``at_us`` in the window that makes it
+    most surprising: the whole ``window_s`` as is, and its shorter :data:`SCAN_FRACTIONS` (each
+    count within ± that span of ``at_us``) with a Bonferroni factor for trying several.
+
+    The windows adapt to the rate: in a busy service a short burst stands out in a short window
+    where the whole window's background would drown it; in a quiet one the whole window decides."""
+    best = surprise(sum(1 for t in times if abs(at_us - t) <= window_s * _US), rate_per_s, window_s)
+    k = len(SCAN_FRACTIONS)
+    for f in SCAN_FRACTIONS:
+        span = window_s * f
+        n = sum(1 for t in times if abs(at_us - t) <= span * _US)
+        best = min(best, k * surprise(n, rate_per_s, span))
+    return best

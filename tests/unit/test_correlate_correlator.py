@@ -185,3 +185,20 @@ def test_a_straggler_ordered_after_later_signals_is_grouped_by_its_own_time() ->
     c.process(straggler)
     groups = sorted(sorted(str(row[1]) for row in c.incidents[i].evidence) for i in live(c))
     assert groups == [["b0", "b1", "b2"], ["p1", "p1b"]]
+
+
+def test_a_tight_burst_in_a_busy_service_opens_in_a_shorter_window_where_the_whole_one_drowns_it() -> None:
+    from stream_processors.correlate.links import scan, surprise
+
+    # a service known to log a stray error every 200 s for the last three hours, none in an incident
+    c = Correlator(background={"busy": [T0 + 200 * i * S for i in range(54)]}, since_us=T0)
+    burst = [sig(f"x{i}", 10_800 + 2 * i, "busy", "pool exhausted", template_id="tpl-pool") for i in range(4)]
+    feed(c, burst[:3])
+    assert live(c) == []  # three within six seconds: not yet
+    feed(c, burst[3:])
+    (iid,) = live(c)
+    assert {r[1] for r in c.incidents[iid].evidence} == {s.id for s in burst}
+    # the whole 5-minute window alone would not have opened it: 4 against a background of 1.5
+    rate = 1 / 200
+    times = [s.ts_us for s in burst]
+    assert surprise(4, rate, 300.0) > 1e-3 > scan(times, times[-1], rate, 300.0)
