@@ -30,6 +30,7 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream_processors.correlate.annotate import annotated, covers
 from stream_processors.correlate.incident_state import (
     EFFECT,
     IncidentState,
@@ -315,31 +316,11 @@ class Correlator:
                 if not i.merged_into and self._covers(i, sig.service, sig.ts_us)}
 
     def _covers(self, inc: IncidentState, service: str, ts_us: int) -> bool:
-        facts = inc.services.get(service)
-        return facts is not None and facts.count > 0 and (
-            facts.first_us - int(self.cfg.lookback_s * _US) <= ts_us
-            <= facts.last_us + int(self.cfg.window_s * _US))
+        return covers(inc, service, ts_us, int(self.cfg.lookback_s * _US), int(self.cfg.window_s * _US))
 
     def view(self, inc: IncidentState) -> IncidentState:
         """``inc`` with the anomalies of its services in their time span (a copy; ``inc`` is unchanged)."""
-        shown = IncidentState.from_json(inc.to_json())
-        if inc.merged_into:
-            return shown
-        lookback, window = int(self.cfg.lookback_s * _US), int(self.cfg.window_s * _US)
-        older = [i for i in self.incidents.values()
-                 if not i.merged_into and (i.opened_us, i.id) < (inc.opened_us, inc.id)]
-        for service, facts in sorted(inc.services.items()):
-            rows = self.anomalies.get(service, [])
-            lo = bisect.bisect_left(rows, facts.first_us - lookback, key=lambda a: int(a["t"]))
-            for a in rows[lo:]:
-                ts = int(a["t"])
-                if ts > facts.last_us + window:
-                    break
-                if not facts.count or float(a.get("sc", 0.0)) < self.cfg.anomaly_floor or any(
-                        self._covers(o, service, ts) for o in older):
-                    continue
-                shown.add_anomaly(Signal.from_json(a), self.cfg.max_evidence)
-        return shown
+        return annotated(inc, self.incidents.values(), self.anomalies, self.cfg)
 
     def _merge(self, keep: IncidentState, gone: IncidentState, touched: set[str]) -> IncidentState:
         """Merge two incidents; the older id survives (returned), the other records where it went."""
