@@ -47,7 +47,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from producers.exceptions import DeliveryFailed, PublishError
 from producers.exceptions import RecoverableError as PublishRecoverable
@@ -56,8 +56,9 @@ from seismo.logs import fields, kafka_logging
 from seismo.settings import Settings
 from seismo.topics import Topics
 from stream_processors.exceptions import InvalidEvent, RecoverableError
-from stream_processors.runtime.deadletter import dead_letter
-from stream_processors.runtime.metrics import series
+from stream_processors.runtime.deadletter import park, where
+from stream_processors.runtime.fence import ReplayFence
+from stream_processors.runtime.metrics import refresh_lag, series
 from stream_processors.runtime.state import StateStore, StateUnavailable
 from stream_processors.runtime.step import Output, Record, Step
 
@@ -111,10 +112,7 @@ class StepRuntime:
         self._loop = asyncio.new_event_loop()
         self._offsets: dict[tuple[str, int], int] = {}
         self._first: dict[tuple[str, int], int] = {}  # first offset processed since the last commit
-        # The replay fence: per partition, the offset up to which the saved states already hold the
-        # records' effects (and their outputs were acknowledged) although the commit did not land.
-        self._fence: dict[tuple[str, int], int] = {}
-        self._committed: dict[tuple[str, int], int] = {}  # the group's committed offset, as known
+        self._fences = ReplayFence(self.group_id, step.name)  # records the saved states already hold
         self._commit_warned = 0.0
         self._stop = threading.Event()
         self._metrics = series()
@@ -222,7 +220,7 @@ class StepRuntime:
             except Exception as exc:  # a bug must not stall the partition: park the message
                 log.exception(
                     "%s failed on %s[%s]@%s", self._label, record.topic, record.partition, record.offset,
-                    extra=self._where(record),
+                    extra=where(record, self._label),
                 )
                 self._dead_letter(record, InvalidEvent(repr(exc), "internal_error"), out)
             self._offsets[(record.topic, record.partition)] = record.offset + 1
@@ -244,57 +242,25 @@ class StepRuntime:
 
     def _past_fences(self, records: list[Record]) -> list[Record]:
         """``records`` without those the saved states already hold (their outputs were
-        acknowledged); the skipped ones still move the offsets to commit."""
-        self._load_fences(records)
-        fence, kept = self._fence, []
-        for record in records:
-            tp = (record.topic, record.partition)
-            if record.offset < fence[tp]:
-                self._offsets[tp] = record.offset + 1
-            else:
-                kept.append(record)
+        acknowledged); the skipped ones still move the offsets to commit (:mod:`.fence`)."""
+        new = self._fences.unknown(records)
+        if new:
+            committed = self._committed_offsets([TopicPartition(t, p) for t, p in new])
+            keys = sorted(self._fences.key(t, p) for t, p in new)
+            self._fences.learn(committed, self._store_call("load_many", lambda: self.store.load_many(keys)))
+        kept = self._fences.past(records, self._offsets)
         if len(kept) < len(records):
             self._metrics.replay_skipped.labels(self._label).inc(len(records) - len(kept))
         return kept
 
-    def _load_fences(self, records: list[Record]) -> None:
-        """The replay fence of each partition first seen since it was assigned (or since a rewind).
-
-        A checkpoint saves, with the states and in the same write, ``{"next": offset, "base":
-        committed}`` per partition: the states hold every record before ``next``, and ``base`` is
-        the group's committed offset the saver knew.  When the commit after that save did not land
-        (the group rebalanced, the process stopped or died, the coordinator was away), the next
-        owner finds the group still at ``base``: it skips the records before ``next`` instead of
-        applying them to the states a second time.  A fence whose ``base`` is not the group's
-        committed offset (the commit landed, the offsets were reset, the topic was recreated) is
-        ignored."""
-        new = sorted({(r.topic, r.partition) for r in records} - self._fence.keys())
-        if not new:
-            return
-        asked = [TopicPartition(t, p) for t, p in new]
+    def _committed_offsets(self, asked: list[TopicPartition]) -> list[TopicPartition]:
         deadline = time.monotonic() + 10.0
         while True:  # 1 s at a time, so a stop is never held up by a broker that is away
             try:
-                committed = self._consumer.committed(asked, timeout=1.0)
-                break
+                return list(self._consumer.committed(asked, timeout=1.0))
             except KafkaException as exc:
                 if self._stop.is_set() or time.monotonic() >= deadline:
                     raise _DependencyDown(f"reading the committed offsets: {exc!r}") from exc
-        for tp in committed:
-            self._committed[(tp.topic, tp.partition)] = tp.offset
-        keys = {self._fence_key(t, p): (t, p) for t, p in new}
-        saved = self._store_call("load_many", lambda: self.store.load_many(sorted(keys)))
-        for key, tp in keys.items():
-            value = saved.get(key) or {}
-            valid = value.get("base") == self._committed.get(tp) and isinstance(value.get("next"), int)
-            self._fence[tp] = int(value["next"]) if valid else -1
-            if valid and int(value["next"]) > self._committed.get(tp, -1):
-                log.info("%s: %s[%s] resumes past the last commit (%s): the records before %s are "
-                         "already in the saved states", self._label, tp[0], tp[1], value["base"],
-                         value["next"], extra=fields(step=self._label))
-
-    def _fence_key(self, topic: str, partition: int) -> str:
-        return f"~fence/{self.group_id}/{topic}/{partition}"
 
     def _load_states(self, records: list[Record]) -> None:
         wanted = set(self.step.state_keys(records))
@@ -304,16 +270,7 @@ class StepRuntime:
         self.step.restore(saved, wanted)
 
     def _dead_letter(self, record: Record, error: InvalidEvent, out: Output) -> None:
-        log.warning(
-            "%s: dead-lettered %s[%s]@%s: %s", self._label, record.topic, record.partition,
-            record.offset, error.reason,
-            extra=self._where(record),
-        )
-        out.emit(self.topics.dlq, record.key, dead_letter(record, error, self._label))
-        self._metrics.dead_letters.labels(self._label, error.error_type).inc()
-
-    def _where(self, record: Record) -> dict[str, Any]:
-        return fields(step=self._label, topic=record.topic, partition=record.partition, offset=record.offset)
+        park(record, error, self._label, self.topics.dlq, out)
 
     # -- checkpoint ---------------------------------------------------------------------------
     def checkpoint(self, flush_s: float | None = None) -> None:
@@ -329,18 +286,15 @@ class StepRuntime:
         self._flush(flush_s)
         dirty = dict(self.step.dirty_states())
         if dirty:  # no state changed: nothing a replay could apply twice, and no Redis round trip
-            for (topic, partition), offset in self._offsets.items():  # fences, in the same write
-                base = self._committed.get((topic, partition), OFFSET_INVALID)
-                dirty[self._fence_key(topic, partition)] = {"next": offset, "base": base}
+            dirty.update(self._fences.entries(self._offsets))  # fences, in the same write
             self._store_call("save_many", lambda: self.store.save_many(dirty))
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._offsets.items()]
         if not self._commit(offsets):
             return  # pending: the next checkpoint commits these offsets (or later ones)
-        for tp in offsets:
-            self._committed[(tp.topic, tp.partition)] = tp.offset
+        self._fences.committed_to(offsets)
         self._drop_uncommitted()
         self._metrics.checkpoint_seconds.labels(self._label).observe(time.perf_counter() - started)
-        self._refresh_lag(offsets)
+        refresh_lag(self._consumer, offsets, self._label)
 
     def _flush(self, flush_s: float | None) -> None:
         """Wait for every output's acknowledgement, in 1 s slices: unbounded while running, at most
@@ -409,19 +363,8 @@ class StepRuntime:
     def _forget(self) -> None:
         """Forget everything about the partitions: uncommitted work, fences, the step's states."""
         self._drop_uncommitted()
-        self._fence.clear()
-        self._committed.clear()
+        self._fences.clear()
         self.step.revoked()
-
-    def _refresh_lag(self, committed: list[TopicPartition]) -> None:
-        for tp in committed:
-            try:
-                _, high = self._consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
-            except KafkaException:
-                continue
-            self._metrics.consumer_lag.labels(self._label, tp.topic, str(tp.partition)).set(
-                max(0, high - tp.offset)
-            )
 
     def _store_call(self, op: str, call: Callable[[], Coroutine[Any, Any, T]]) -> T:
         started = time.perf_counter()

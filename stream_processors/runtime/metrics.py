@@ -28,6 +28,8 @@ from __future__ import annotations
 import os
 from typing import Literal
 
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
 MetricName = Literal[
     "seismo_step_events_in_total",
     "seismo_step_events_out_total",
@@ -122,3 +124,14 @@ def serve(port: int, host: str = "0.0.0.0") -> None:  # scraped from other pods
         start_http_server(port, addr=host, registry=registry)
     else:
         start_http_server(port, addr=host)
+
+
+def refresh_lag(consumer: Consumer, committed: list[TopicPartition], step: str) -> None:
+    """Set the consumer-lag gauge of each committed partition (high watermark minus committed offset)."""
+    lag = series().consumer_lag
+    for tp in committed:
+        try:
+            _, high = consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
+        except KafkaException:
+            continue
+        lag.labels(step, tp.topic, str(tp.partition)).set(max(0, high - tp.offset))
