@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 
 from stream_processors.correlate.incident_state import IncidentState
 from stream_processors.correlate.lagrate import best_lag
+from stream_processors.correlate.links import LinkKind
 from stream_processors.correlate.topology import Topology
 
 _US = 1_000_000
@@ -64,7 +65,25 @@ def dependency_edges(inc: IncidentState, topo: Topology, names: list[str]) -> di
         a, b = key.split(">", 1)
         if a in inside and b in inside and f"{b}>{a}" not in topo.calls:
             deps[a].add(b)
+    for key, value in inc.links.items():  # two services on one entity (a node): the sufferer depends
+        if value[0] != LinkKind.ENTITY:   # on the one whose own failure is there (a noisy neighbour)
+            continue
+        a, b = key.split("|", 1)
+        for victim, culprit in ((a, b), (b, a)):
+            if victim in inside and culprit in inside and _suffers(inc, victim) and _fails(inc, culprit):
+                deps[victim].add(culprit)
     return deps
+
+
+def _suffers(inc: IncidentState, service: str) -> bool:
+    """Its symptoms all describe the failure of something else (throttled, upstream timeouts)."""
+    origin, effect = [*inc.hints.get(service, []), 0, 0][:2]
+    return effect > 0 and origin == 0
+
+
+def _fails(inc: IncidentState, service: str) -> bool:
+    """Some of its symptoms describe a failure of its own (exhausted, OOMKilled, saturated)."""
+    return [*inc.hints.get(service, []), 0][0] > 0
 
 
 def personalized_pagerank(deps: dict[str, set[str]], strength: dict[str, float], damping: float = 0.85,
