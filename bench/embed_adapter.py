@@ -50,6 +50,7 @@ class Vectors:
 
     def __init__(self, cache: Path | None) -> None:
         self.engine = MiniLMEmbedder()
+        self.engine.load()  # before any timing
         self.cache = cache
         self.known: dict[str, np.ndarray] = {}
         if cache is not None and cache.exists():

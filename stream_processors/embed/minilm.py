@@ -28,7 +28,9 @@ _MASKED = -1e30
 
 
 class MiniLMEmbedder:
-    """The production engine. Construction loads ~90 MB of weights (about a second).
+    """The production engine.  Construction reads the config and the tokenizer; the ~90 MB of
+    weights (about a second, ~200 MB resident) load at the first text that needs the model
+    (:meth:`load`), so a process that finds every template in the cache never holds them.
 
     ``embed`` blocks for the computation (numpy/BLAS, multi-threaded); it is
     deterministic for a given machine and thread count (float32 sums may differ in
@@ -38,8 +40,6 @@ class MiniLMEmbedder:
     """
 
     def __init__(self, folder: Path | None = None, batch_size: int = 32) -> None:
-        import numpy as np
-        from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
         self.folder = model_dir(folder)
@@ -54,6 +54,16 @@ class MiniLMEmbedder:
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=self.config.max_seq_length)
         self._tokenizer = tokenizer
+        self._layers: list[dict[str, Array]] = []  # empty until load()
+
+    def load(self) -> None:
+        """Load the weights (once; :meth:`embed` calls it when it first needs the model).  The other
+        weights are set before the layers, so a thread that sees the layers sees them all."""
+        if self._layers:
+            return
+        import numpy as np
+        from safetensors.numpy import load_file
+
         raw = load_file(str(self.folder / "model.safetensors"))
         prefix = "bert." if "bert.embeddings.word_embeddings.weight" in raw else ""
 
@@ -65,7 +75,7 @@ class MiniLMEmbedder:
         self._pos = w("embeddings.position_embeddings.weight")
         self._type = w("embeddings.token_type_embeddings.weight")
         self._emb_ln = (w("embeddings.LayerNorm.weight"), w("embeddings.LayerNorm.bias"))
-        self._layers: list[dict[str, Array]] = []
+        layers: list[dict[str, Array]] = []
         for i in range(self.config.layers):
             p = f"encoder.layer.{i}."
             qkv_w = np.concatenate(
@@ -73,7 +83,7 @@ class MiniLMEmbedder:
                 axis=1,
             )
             qkv_b = np.concatenate([w(p + f"attention.self.{n}.bias") for n in ("query", "key", "value")])
-            self._layers.append(
+            layers.append(
                 {
                     "qkv_w": qkv_w,
                     "qkv_b": qkv_b,
@@ -89,6 +99,13 @@ class MiniLMEmbedder:
                     "ln2_b": w(p + "output.LayerNorm.bias"),
                 }
             )
+
+        self._layers = layers
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the weights are in memory."""
+        return bool(self._layers)
 
     @property
     def model_version(self) -> str:
@@ -107,6 +124,7 @@ class MiniLMEmbedder:
 
         if not texts:
             return empty(self.dim)
+        self.load()
         ids = self.tokenize(texts)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = np.empty((len(ids), self.dim), dtype=np.float32)

@@ -86,8 +86,10 @@ def test_the_check_catches_a_pass_that_skips_one_layer_norm(
     engine: MiniLMEmbedder, reference: dict[str, npt.NDArray[np.generic]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The same check on a subtly wrong pass: the embeddings' LayerNorm left out.
+    engine.load()
     identity = (np.ones_like(engine._emb_ln[0]), np.zeros_like(engine._emb_ln[1]))
     broken = MiniLMEmbedder()
+    broken.load()  # the weights load at the first text; replace one after that
     monkeypatch.setattr(broken, "_emb_ln", identity)
     assert cosines(broken, reference, first=60).min() < MIN_COSINE
 
@@ -102,3 +104,14 @@ def test_the_tight_check_catches_a_pass_with_an_approximate_gelu(
     monkeypatch.setattr("stream_processors.embed.minilm._gelu", tanh_gelu)
     cos = cosines(MiniLMEmbedder(), reference, first=60)
     assert MIN_COSINE <= cos.min() < TIGHT_COSINE
+
+
+def test_the_weights_load_at_the_first_text_and_give_the_same_vectors() -> None:
+    lazy = MiniLMEmbedder()
+    assert not lazy.loaded  # a worker whose templates are all cached never holds them
+    assert lazy.dim == 384 and lazy.model_version and lazy.embed([]).shape == (0, 384)
+    assert not lazy.loaded
+    eager = MiniLMEmbedder()
+    eager.load()
+    texts = ["connection pool exhausted", "user <*> logged in from <*>"]
+    assert np.array_equal(lazy.embed(texts), eager.embed(texts)) and lazy.loaded
