@@ -27,7 +27,9 @@ published state is the same whether the scorer's output arrived early or hours l
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from stream_processors.correlate.annotate import annotated, covers
@@ -123,7 +125,7 @@ class Correlator:
         window = int(self.cfg.window_s * _US)
         mentions = self.topo.mentions(sig)
         hit = self.traces.get(sig.trace_id, "") if sig.trace_id else ""
-        own = self._own_times(sig)
+        own = cache(lambda: self._own_times(sig))  # only a service new to an incident needs them
         need = self.cfg.join_confidence
         links = [lk for inc in self._open()
                  if (lk := link(sig, inc, self.topo, mentions, inc.id == hit, window, own, need)) is not None]
@@ -176,12 +178,12 @@ class Correlator:
         facts = self.incidents[lk.incident].services.get(lk.via)
         return facts.last_us if facts is not None else 0
 
-    def _admissible(self, sig: Signal, lk: Link, own: list[int]) -> bool:
+    def _admissible(self, sig: Signal, lk: Link, own: Callable[[], list[int]]) -> bool:
         if lk.confidence < self.cfg.join_confidence:
             return False
         if not lk.specific and not EFFECT.search(sig.summary) and sig.event_kind != "alert":
             # a failure of its own in a service that so far only suffered others' is a new problem
-            origin, effect = [*self.incidents[lk.incident].hints.get(sig.service, []), 0, 0][:2]
+            origin, effect, _, _ = self.incidents[lk.incident].said(sig.service)
             if effect and not origin:
                 return False
         if sig.kind is SignalKind.WEAK:  # a warning line: only into a service already in, by trace
@@ -192,9 +194,10 @@ class Correlator:
         # reached only through topology/time: the service's own burst must beat its background
         window = int(self.cfg.window_s * _US)
         if lk.kinds[0] is LinkKind.RATE:  # a rate: the service's recent symptoms wherever they are
-            n = sum(1 for t in own if abs(sig.ts_us - t) <= window)
-        else:
-            n = 1 + sum(1 for p in self.pending.get(sig.service, ()) if abs(sig.ts_us - int(p["t"])) <= window)  # noqa: E501
+            recent = own()
+        else:  # its pending symptoms and this one
+            recent = [*(int(p["t"]) for p in self.pending.get(sig.service, ())), sig.ts_us]
+        n = sum(1 for t in recent if abs(sig.ts_us - t) <= window)
         rate = self._rate(sig.service, sig.ts_us - window)
         return surprise(n, rate, self.cfg.window_s) < self.cfg.join_alpha
 
@@ -255,9 +258,9 @@ class Correlator:
 
     def _fold(self, inc: IncidentState, sig: Signal, mentions: tuple[str, ...], lk: Link | None) -> None:
         new_service = sig.service not in inc.services
-        if lk is not None and lk.rate is not None and lk.kinds[0] is LinkKind.RATE:
-            inc.track(lk.via, [])  # the link rests on the two rates: keep them to re-test it
-            inc.track(sig.service, [])
+        if lk is not None and lk.kinds[0] is LinkKind.RATE:
+            inc.track(lk.via)  # the link rests on the two rates: keep them to re-test it
+            inc.track(sig.service)
         seen_before = familiar(self.templates, sig, inc.opened_us - int(self.cfg.lookback_s * _US))
         inc.add(sig, self.cfg.max_evidence, mentions, seen_before)
         if sig.trace_id:

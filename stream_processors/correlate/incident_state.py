@@ -194,14 +194,21 @@ class IncidentState:
         return [int(r[0]) for r in self.evidence
                 if r[4] == service and not str(r[3]).startswith(("anomaly", "deploy"))]
 
-    def track(self, service: str, times: list[int]) -> None:
-        """Keep ``service``'s symptom times from now on (seeded with ``times`` and the evidence)."""
+    def track(self, service: str) -> None:
+        """Keep ``service``'s symptom times from now on (seeded with those in the evidence)."""
         if service not in self.rates:
-            self.rates[service] = sorted({*self.symptom_times(service), *times})[-KEEP_TIMES:]
+            self.rates[service] = sorted(set(self.symptom_times(service)))[-KEEP_TIMES:]
 
     def rate_links(self) -> list[tuple[str, str]]:
         """The edges that rest on the rates alone, as service pairs (sorted)."""
-        return sorted(tuple(k.split("|", 1)) for k, v in self.links.items() if v[0] == RATE_LINK)  # type: ignore[misc]
+        pairs = (k.partition("|") for k, v in self.links.items() if v[0] == RATE_LINK)
+        return sorted((a, b) for a, _, b in pairs)
+
+    def said(self, service: str) -> tuple[int, int, int, int]:
+        """What ``service``'s symptoms said (:attr:`hints`): own failures, effects of another's,
+        familiar templates, new templates (zeros for a service without hints)."""
+        origin, effect, familiar, new = [*self.hints.get(service, []), 0, 0, 0, 0][:4]
+        return origin, effect, familiar, new
 
     def _evidence(self, row: EvidenceRow, max_evidence: int) -> None:
         pos = bisect.bisect_left(self.evidence, (row[0], row[1]), key=lambda r: (r[0], r[1]))

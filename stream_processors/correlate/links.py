@@ -12,7 +12,7 @@ service is not surprising.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -72,14 +72,14 @@ def combine(confidences: list[float]) -> float:
 
 
 def link(sig: Signal, inc: IncidentState, topo: Topology, mentions: tuple[str, ...], trace_hit: bool,
-         window_us: int, own_times: Sequence[int] = (), need: float = 1.0) -> Link | None:
+         window_us: int, own_times: Callable[[], Sequence[int]] = tuple, need: float = 1.0) -> Link | None:
     """The link from ``sig`` to an open incident, or None when there is no reason or the signal lies
     more than ``window_us`` outside the incident's (or, for the same service, that service's) span of
     symptoms — before it too: a straggler ordered late is judged by its own time.
 
-    ``own_times`` are the recent symptom times of the signal's service not in any incident (its
-    own included): for a service new to the incident whose other reasons stay below ``need`` (the
-    join confidence), its rate moving with one of the incident's services' is one more reason."""
+    ``own_times`` gives the recent symptom times of the signal's service (its own included), asked
+    only for a service new to the incident whose other reasons stay below ``need`` (the join
+    confidence): its rate moving with one of the incident's services' is one more reason."""
     if not inc.opened_us - window_us <= sig.ts_us <= inc.last_us + window_us:
         return None
     kinds: list[LinkKind] = []
@@ -103,9 +103,9 @@ def link(sig: Signal, inc: IncidentState, topo: Topology, mentions: tuple[str, .
     if any(r in inc.refs for r in subject_refs(sig) if r.startswith(_SHARED_REF_PREFIXES)):
         kinds.append(LinkKind.ENTITY)
     rate = None
-    if sig.service not in inc.services and len(own_times) >= MIN_SIGNALS and \
-            combine([CONFIDENCE[k] for k in kinds]) < need:
-        rate, via_rate = _co_moving(inc, own_times)
+    if sig.service not in inc.services and combine([CONFIDENCE[k] for k in kinds]) < need \
+            and len(times := own_times()) >= MIN_SIGNALS:
+        rate, via_rate = _co_moving(inc, times)
         if rate is not None:
             kinds.insert(0, LinkKind.RATE)  # first: the edge it makes rests on it (and can be cut)
             via = via_rate if via == sig.service else via

@@ -77,13 +77,13 @@ def dependency_edges(inc: IncidentState, topo: Topology, names: list[str]) -> di
 
 def _suffers(inc: IncidentState, service: str) -> bool:
     """Its symptoms all describe the failure of something else (throttled, upstream timeouts)."""
-    origin, effect = [*inc.hints.get(service, []), 0, 0][:2]
+    origin, effect, _, _ = inc.said(service)
     return effect > 0 and origin == 0
 
 
 def _fails(inc: IncidentState, service: str) -> bool:
     """Some of its symptoms describe a failure of its own (exhausted, OOMKilled, saturated)."""
-    return [*inc.hints.get(service, []), 0][0] > 0
+    return inc.said(service)[0] > 0
 
 
 def personalized_pagerank(deps: dict[str, set[str]], strength: dict[str, float], damping: float = 0.85,
@@ -174,7 +174,7 @@ def rank(inc: IncidentState, topo: Topology, changes: dict[str, list[list[object
     out = []
     for n in names:
         pos = order.index(n)
-        origin, effect, familiar, new = [*inc.hints.get(n, []), 0, 0, 0, 0][:4]
+        origin, effect, familiar, new = inc.said(n)
         said = 1.0 if origin else (-0.5 if effect else 0.0)
         novel = -1.0 if familiar and not new else 0.0  # only symptoms it showed before: a standing problem
         lead = (len(leads.get(n, [])) - sum(1 for f in leads.values() for b, _, _ in f if b == n)) / peers
@@ -199,7 +199,7 @@ def _reason(inc: IncidentState, n: str, pos: int, onset_us: int, change: list[ob
                     f"({f.count} signals, e.g. {f.example[:90]!r})")
         if f.anomaly:
             bits.append(f"anomaly score {f.anomaly:.2f}")
-    origin, effect, familiar, new = [*inc.hints.get(n, []), 0, 0, 0, 0][:4]
+    origin, effect, familiar, new = inc.said(n)
     if familiar and not new:
         bits.append(f"its {familiar} signals repeat templates it showed before the incident began")
     if origin:

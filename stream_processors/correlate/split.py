@@ -3,8 +3,8 @@
 Pure.  Most links cannot fall apart: a shared trace id, a service named in a message, a
 call edge or an entity token stay true.  A link that rested on two services' symptom
 rates moving together (:data:`~.incident_state.RATE_LINK`) can: the rates are re-tested
-over everything the two services did since (:func:`~.lagrate.co_movement`), and below
-:data:`~.lagrate.APART_R` the edge is cut.  If that leaves a part of the incident no
+on what the two services did after the link was made (:func:`~.lagrate.apart`), and the
+edge is cut when they fell apart.  If that leaves a part of the incident no
 longer connected to the part that holds its oldest service, the part splits off as a new
 open incident: the old one keeps its id, both record the split (``split_into`` /
 ``split_from``), and the new id is derived from the old one and the part's first signal,
@@ -26,7 +26,7 @@ def retest(inc: IncidentState, at_us: int) -> list[IncidentState]:
     for a, b in inc.rate_links():
         if a not in inc.services or b not in inc.services:
             continue
-        since = int(inc.links[f"{a}|{b}"][2]) if len(inc.links[f"{a}|{b}"]) > 2 else 0
+        since = int(inc.links[f"{a}|{b}"][2])  # when the edge was made (IncidentState.link keeps it)
         if not apart(inc.symptom_times(a), inc.symptom_times(b), since):
             continue
         del inc.links[f"{a}|{b}"]
