@@ -47,13 +47,12 @@ class ReplayFence:
     def learn(self, committed: list[TopicPartition], saved: Mapping[str, Any]) -> None:
         """Take the group's committed offsets of new partitions and their saved fences."""
         for tp in committed:
-            self.committed[(tp.topic, tp.partition)] = tp.offset
-        for tp in committed:
             part = (tp.topic, tp.partition)
+            self.committed[part] = tp.offset
             value = saved.get(self.key(*part)) or {}
-            valid = value.get("base") == self.committed.get(part) and isinstance(value.get("next"), int)
+            valid = value.get("base") == tp.offset and isinstance(value.get("next"), int)
             self.next[part] = int(value["next"]) if valid else -1
-            if valid and int(value["next"]) > self.committed.get(part, -1):
+            if valid and int(value["next"]) > tp.offset:
                 log.info("%s: %s[%s] resumes past the last commit (%s): the records before %s are "
                          "already in the saved states", self.label, part[0], part[1], value["base"],
                          value["next"], extra=fields(step=self.label))
