@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 from pydantic import ValidationError
 
 from mcp_gateway.follower import TopicFollower
@@ -41,13 +41,20 @@ class IncidentMaterializer(TopicFollower):
         self._end: dict[int, int] = {}
 
     def _assign(self) -> None:
-        parts = self._partitions()
-        if parts is None:
+        """Assign every partition from its beginning, noting where each ends now.  Waits while
+        Kafka cannot say (a topic just created has no leader for a moment: NOT_LEADER_FOR_PARTITION),
+        as :meth:`_assign_recent` does; returns at once after ``stop``."""
+        while (parts := self._partitions()) is not None:
+            try:
+                ends = {p: self._consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)[1]
+                        for p in parts}
+            except KafkaException as exc:
+                log.warning("waiting for Kafka: %s", exc)
+                self._stop.wait(1.0)
+                continue
+            self._end = ends
+            self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in parts])
             return
-        for p in parts:
-            _, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)
-            self._end[p] = high
-        self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in parts])
 
     def _check_caught_up(self) -> None:
         if not self._end or all(v <= 0 for v in self._end.values()):
