@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     worker_processes: int = Field(
         default=1, ge=1, le=64, description="Processes per step that `seismo worker` runs."
     )
+    worker_native_threads: int = Field(
+        default=1, ge=1, le=256,
+        description="Threads each worker process lets native libraries use (numpy's BLAS for the embedder, "
+        "OpenMP for faiss, torch). A worker scales by processes; extra threads per process only spin "
+        "against the other steps on the same cores.",
+    )
     worker_batch_size: int = Field(
         default=1000, ge=1, description="Records a step takes from the broker per fetch."
     )

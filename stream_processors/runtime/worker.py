@@ -45,6 +45,7 @@ STEPS: tuple[Role, ...] = ("normalize", "correlate", "score")
 ROLES: tuple[Role, ...] = ("all", *STEPS)
 GRACE_S = 30.0
 _PR_SET_PDEATHSIG = 1
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def state_store(settings: Settings, stopping: Callable[[], bool] | None = None) -> StateStore:
@@ -75,8 +76,24 @@ def build_step(settings: Settings, name: str) -> Step:
     raise ValueError(f"unknown step {name!r}: use one of {', '.join(STEPS)}")
 
 
+def limit_native_threads(threads: int) -> None:
+    """Let native libraries use ``threads`` threads in this process.
+
+    OpenBLAS would otherwise start a thread per core for the embedder's small matrix
+    products, and its idle threads spin: with three steps sharing two cores, the normalize
+    step spent six times the CPU on a cold template backlog (docs/decisions.md).  The
+    environment covers libraries loaded later (faiss's OpenMP, torch); threadpoolctl
+    those already loaded."""
+    from threadpoolctl import threadpool_limits
+
+    for var in _THREAD_VARS:
+        os.environ[var] = str(threads)
+    threadpool_limits(limits=threads)
+
+
 def run_step(settings: Settings, name: str, index: int = 0) -> None:
     """Run one consumer of step ``name`` here until SIGINT/SIGTERM, then checkpoint and return."""
+    limit_native_threads(settings.worker_native_threads)
     from stream_processors.runtime.loop import StepRuntime
 
     stop = threading.Event()
