@@ -117,20 +117,27 @@ class AvroCodec:
             return self._read(data, self.schema, None)
         return self._read(data, self.store.lookup(fp), self.schema)
 
-    def decode_plain(self, data: bytes) -> dict[str, Any]:
+    def decode_plain(self, data: bytes, current: bool = False) -> dict[str, Any]:
         """Decode with the writer's own schema, logical types left as their Avro types.
 
-        A ``timestamp-micros`` stays an ``int``, and no resolution against this
-        codec's schema happens: a record of an older writer version simply lacks
-        the newer fields.  About a third cheaper than :meth:`decode`, for hot paths
-        that read a few fields (the score runtime).  Raises like :meth:`decode`.
+        A ``timestamp-micros`` stays an ``int``.  Without ``current`` no resolution
+        against this codec's schema happens: a record of an older writer version simply
+        lacks the newer fields.  With ``current`` such a record is resolved to this
+        codec's schema (newer fields take their defaults), so the record can be encoded
+        again (:meth:`encode` takes ``int`` timestamps).  About a third cheaper than
+        :meth:`decode`, for hot paths (the steps).  Raises like :meth:`decode`.
         """
         data = _checked(data)
         fp = data[2:HEADER_LEN]
+        if current and fp != self.fingerprint:
+            return self._read(data, self._plain_schema(fp), self._plain_schema(self.fingerprint))
+        return self._read(data, self._plain_schema(fp), None)
+
+    def _plain_schema(self, fp: bytes) -> Any:
         plain = self._plain.get(fp)
         if plain is None:
             plain = self._plain[fp] = fastavro.parse_schema(_without_logical_types(self.store.lookup(fp)))
-        return self._read(data, plain, None)
+        return plain
 
     def _read(self, data: bytes, writer: Any, reader: Any) -> dict[str, Any]:
         body = io.BytesIO(data[HEADER_LEN:])

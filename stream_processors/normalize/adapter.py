@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from schemas.codec import codec_for
-from schemas.models import Event
 from seismo.settings import Settings
 from seismo.topics import Topics
 from stream_processors.embed.exceptions import EmbedError
@@ -24,7 +23,7 @@ from stream_processors.normalize.mask_config import load_masker
 from stream_processors.normalize.normalizer import Normalizer
 from stream_processors.normalize.novelty import NoveltyStep, novelty_step
 from stream_processors.runtime.metrics import series
-from stream_processors.runtime.records import decode_event, key_text
+from stream_processors.runtime.records import decode_event_record, key_text
 from stream_processors.runtime.step import Output, Record
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,7 @@ class NormalizeAdapter:
         self.novelty = novelty
         self._encode = codec_for("event").encode
         self._load: Callable[[str], dict[str, Any] | None] = lambda key: None
-        self._batch: list[Event] = []
+        self._batch: list[dict[str, Any]] = []
         self._stats = novelty.cache.stats() if novelty is not None else None
 
     @classmethod
@@ -73,12 +72,17 @@ class NormalizeAdapter:
             self.novelty.restored(service)
 
     def handle(self, record: Record, out: Output) -> None:
-        """Decode and template now; novelty and the send wait for :meth:`end_batch`."""
-        event = decode_event(record.value)
-        if not self.templates.loaded(event.service):  # keyed other than by its service
-            self._restore(event.service, self._load(state_key(event.service)))
-        self._batch.append(self.templates.process(event).event)
-        out.saw_event_time(int(event.timestamp.timestamp() * 1_000_000))
+        """Decode and template now; novelty and the send wait for :meth:`end_batch`.
+
+        The event stays its Avro record (validated as :class:`~schemas.models.Event` would
+        be, see :func:`decode_event_record`), changed in place and encoded again."""
+        event = decode_event_record(record.value)
+        service = event["service"]
+        if not self.templates.loaded(service):  # keyed other than by its service
+            self._restore(service, self._load(state_key(service)))
+        self.templates.process_record(event)
+        self._batch.append(event)
+        out.saw_event_time(event["timestamp"])
 
     def end_batch(self, out: Output) -> None:
         """Novelty for the whole batch (new templates embedded in one engine call), then send."""
@@ -92,12 +96,11 @@ class NormalizeAdapter:
                 novelty = None
         topic, encode = self.topics.enriched, self._encode
         for event in batch:
-            record = event.to_avro()
             if novelty is not None:
                 value = novelty.value(event)
                 if value is not None:
-                    record["novelty"] = value
-            out.emit(topic, event.service.encode(), encode(record))
+                    event["novelty"] = value
+            out.emit(topic, event["service"].encode(), encode(event))
         self._count_embedder()
 
     def _count_embedder(self) -> None:

@@ -113,16 +113,29 @@ class DurableTemplates:
 
     def process(self, event: Event) -> Normalized:
         """Normalize ``event`` (its service's miner starts empty if it was never restored)."""
-        tracked = self._tracked.get(event.service)
-        if tracked is None:
-            self.restore(event.service, None)
-            tracked = self._tracked[event.service]
+        tracked = self._tracked_of(event.service)
         result = self.normalizer.process(event)
-        if result.change is Change.MATCHED:
-            tracked.unsaved += 1
-        elif result.change is not None:
-            tracked.changed = True
+        self._count(tracked, result.change)
         return result
+
+    def process_record(self, record: dict[str, Any]) -> None:
+        """:meth:`process` on an Event's Avro record, changed in place (the step's hot path)."""
+        tracked = self._tracked_of(record["service"])
+        self._count(tracked, self.normalizer.process_record(record))
+
+    def _tracked_of(self, service: str) -> _Tracked:
+        tracked = self._tracked.get(service)
+        if tracked is None:
+            self.restore(service, None)
+            tracked = self._tracked[service]
+        return tracked
+
+    @staticmethod
+    def _count(tracked: _Tracked, change: Change | None) -> None:
+        if change is Change.MATCHED:
+            tracked.unsaved += 1
+        elif change is not None:
+            tracked.changed = True
 
     def dirty_states(self) -> dict[str, dict[str, Any]]:
         """StateStore values of services with a new or widened template, and of services whose

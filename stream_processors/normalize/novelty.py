@@ -53,7 +53,7 @@ class NoveltyStep:
         self._seeds[service] = [(cid, c.text) for cid, c in clusters.items()]
         self._seeded.discard(service)
 
-    def prepare(self, events: list[Event]) -> None:
+    def prepare(self, events: list[dict[str, Any]]) -> None:
         """Get, in one engine call, every vector the novelty of ``events`` will need: templates of
         restored services (then indexed) and templates this process has no vector for yet.
 
@@ -64,9 +64,9 @@ class NoveltyStep:
         for pairs in self._seeds.values():
             wanted.update((cid, text) for cid, text in pairs if cid not in self._vectors)
         for e in events:
-            if e.kind in SCORED_KINDS and e.template_id and e.template is not None \
-                    and e.template_id not in self._vectors:
-                wanted.setdefault(e.template_id, e.template)
+            tid, template = e["template_id"], e["template"]
+            if e["kind"] in SCORED_KINDS and tid and template is not None and tid not in self._vectors:
+                wanted.setdefault(tid, template)
         if wanted:
             ids = list(wanted)
             for cid, vec in zip(ids, self.cache.embed_keyed(ids, [wanted[i] for i in ids]), strict=True):
@@ -96,24 +96,26 @@ class NoveltyStep:
             vec = self._vectors[template_id] = self.cache.embed_keyed([template_id], [text])[0]
         return vec
 
-    def value(self, event: Event) -> float | None:
-        """The novelty of ``event``'s template (None for metrics and untemplated kinds); the template
-        joins its service's index.
+    def value(self, record: dict[str, Any]) -> float | None:
+        """The novelty of the template of an Event's Avro ``record`` (None for metrics and
+        untemplated kinds); the template joins its service's index.
 
         A template's novelty only changes when its service learns another template, so it is
         remembered per (service, template) with the service's template count: most events cost
         two dictionary look-ups, not a search.
         """
-        if event.kind not in SCORED_KINDS or not event.template_id or event.template is None:
+        return self._value(record["service"], record["kind"], record["template_id"], record["template"])
+
+    def _value(self, service: str, kind: str, tid: str | None, template: str | None) -> float | None:
+        if kind not in SCORED_KINDS or not tid or template is None:
             return None
-        service, tid = event.service, event.template_id
         if service not in self._seeded:
             self._seed(service)
         known = self.index.size(service)
         memo = self._memo.get((service, tid))
         if memo is not None and memo[0] == known:
             return memo[1]
-        novelty = self.index.observe(service, tid, self._vector(tid, event.template))
+        novelty = self.index.observe(service, tid, self._vector(tid, template))
         # 1 - cosine lies in [0, 2]; orthogonal or opposite templates are both simply "new".
         value = round(min(1.0, novelty), 6)
         self._memo[(service, tid)] = (self.index.size(service), value)
@@ -121,7 +123,7 @@ class NoveltyStep:
 
     def score_blocking(self, event: Event) -> Event:
         """``event`` with ``novelty`` set (unchanged for metrics and untemplated kinds)."""
-        value = self.value(event)
+        value = self._value(event.service, event.kind, event.template_id, event.template)
         return event if value is None else event.model_copy(update={"novelty": value})
 
     async def score(self, event: Event) -> Event:

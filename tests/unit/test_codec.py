@@ -146,3 +146,18 @@ def test_a_reader_that_never_registered_v2_rejects_its_data_with_a_typed_error()
     v1 = AvroCodec(load_schema("event"), SchemaStore())
     with pytest.raises(UnknownSchemaError):
         v1.decode(v2.encode({**EVENT.to_avro(), "trace_id": None}))
+
+
+def test_plain_decode_resolved_to_the_current_schema_fills_newer_fields_and_keeps_int_times() -> None:
+    store = SchemaStore()
+    v1 = AvroCodec(load_schema("event"), store)
+    v2 = AvroCodec(_event_v2(), store)
+    data = v1.encode(EVENT.to_avro())
+    assert "trace_id" not in v2.decode_plain(data)  # the writer's own shape
+    resolved = v2.decode_plain(data, current=True)
+    assert resolved["trace_id"] is None
+    assert resolved["timestamp"] == int(EVENT.timestamp.timestamp() * 1_000_000)
+    # encodes again as the current schema, the int time as the same instant
+    assert v2.decode(v2.encode(resolved))["timestamp"] == EVENT.timestamp
+    # a newer writer's extra field is dropped by the older reader
+    assert "trace_id" not in v1.decode_plain(v2.encode({**EVENT.to_avro(), "trace_id": "t"}), current=True)
