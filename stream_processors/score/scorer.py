@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -86,6 +87,13 @@ class ServiceScore:
     learned something) and decoded on first use.  A document that cannot be
     restored is logged and its series starts a fresh baseline.  ``version``
     grows with every change, so a caller can tell whether to save.
+
+    A template's baseline takes the zero counts of the windows it was absent from
+    lazily: ``_synced[tid]`` is the ``windows_closed`` its baseline is complete up to,
+    and :meth:`baseline` (or :meth:`to_json`) pushes the zeros it is owed.  Pushing
+    ``n`` zeros at once equals pushing them one window at a time, so the values (and
+    the saved state) are those of the eager push; a window close then costs the
+    templates that occurred in it, not every template the service ever showed.
     """
 
     service: str
@@ -103,6 +111,22 @@ class ServiceScore:
     _blobs: dict[str, object] = field(default_factory=dict)  # saved detector documents
     _detectors: dict[str, MetricDetector] = field(default_factory=dict)
     _dirty: set[str] = field(default_factory=set)
+    _synced: dict[str, int] = field(default_factory=dict)  # template id -> windows_closed it holds
+
+    def baseline(self, tid: str) -> Baseline:
+        """The baseline of template ``tid`` with every closed window pushed."""
+        baseline = self.templates[tid]
+        closed = self.windows_closed
+        owed = closed - self._synced.get(tid, closed)
+        if owed:
+            baseline.push_zeros(owed)
+            self._synced[tid] = closed
+        return baseline
+
+    def add_template(self, tid: str, size: int) -> None:
+        """A template first seen now: an empty baseline, owed nothing yet."""
+        self.templates[tid] = Baseline(size)
+        self._synced[tid] = self.windows_closed
 
     def detector(self, name: str, seed: int) -> MetricDetector:
         det = self._detectors.get(name)
@@ -122,6 +146,12 @@ class ServiceScore:
         return det
 
     def to_json(self) -> dict[str, Any]:
+        closed, synced = self.windows_closed, self._synced
+        for tid, baseline in self.templates.items():
+            owed = closed - synced.get(tid, closed)
+            if owed:
+                baseline.push_zeros(owed)
+                synced[tid] = closed
         for name in self._dirty:
             self._blobs[name] = self._detectors[name].to_state()
         self._dirty.clear()
@@ -146,16 +176,18 @@ class ServiceScore:
         data = _migrate(data)
         size = cfg.baseline_windows
         windows = [Window.from_json(w) for w in data["windows"]]
+        closed = int(data["windows_closed"])
+        templates = {k: Baseline(size, [float(x) for x in v]) for k, v in data["templates"].items()}
         return cls(
             service=data["service"], watermark_us=int(data["watermark_us"]),
             closed_until_us=int(data["closed_until_us"]), floor_us=int(data["floor_us"]),
-            windows_closed=int(data["windows_closed"]), windows={w.start_us: w for w in windows},
-            templates={k: Baseline(size, [float(x) for x in v]) for k, v in data["templates"].items()},
+            windows_closed=closed, windows={w.start_us: w for w in windows}, templates=templates,
             error_rates=Baseline(size, [float(x) for x in data["error_rates"]]),
             metric_last_us={k: int(v[0]) for k, v in data["metrics"].items()},
             remembered=_remembered(data["remembered"]),
             version=int(data["version"]),
             _blobs={k: v[1] for k, v in data["metrics"].items()},
+            _synced=dict.fromkeys(templates, closed),
         )
 
 
@@ -228,7 +260,7 @@ class Scorer:
         tid = None if is_metric else obs.template_id
         if tid is not None and tid not in state.templates:
             out += self._novel(state, obs, tid)
-            state.templates[tid] = Baseline(self.cfg.baseline_windows)
+            state.add_template(tid, self.cfg.baseline_windows)
         start = window_start(ts, self._window_us)
         window = state.windows.get(start)
         if window is None:
@@ -299,10 +331,8 @@ class Scorer:
                 break
             window = state.windows.pop(start)
             if state.closed_until_us and start > state.closed_until_us:
-                gap = (start - state.closed_until_us) // w_us
-                for baseline in state.templates.values():
-                    baseline.push_zeros(gap)
-                state.windows_closed += gap
+                # the templates' baselines take these empty windows lazily (ServiceScore.baseline)
+                state.windows_closed += (start - state.closed_until_us) // w_us
             out = [*(out or []), *self._judge(state, window)]
             state.windows_closed += 1
             state.closed_until_us = max(state.closed_until_us, start + w_us)
@@ -316,9 +346,19 @@ class Scorer:
 
         def when() -> dict[str, float | str]:
             return {"window_start": _dt(window.start_us).isoformat(), "window_end": end.isoformat()}
-        for tid, baseline in state.templates.items():
-            count = window.counts.get(tid, 0)
-            if len(baseline) >= cfg.probation_windows and count >= cfg.min_count:
+        counts = window.counts
+        if cfg.min_count > 0:  # only a template of the window can fire; the others are owed a zero
+            occurred: Iterable[tuple[str, int]] = counts.items()
+        else:
+            occurred = ((tid, counts.get(tid, 0)) for tid in list(state.templates))
+        templates, synced = state.templates, state._synced
+        after = state.windows_closed + 1
+        fired: list[tuple[str, Anomaly]] = []
+        for tid, count in occurred:
+            if tid not in templates:
+                continue  # (a hand-edited state) a count the eager loop never saw
+            baseline = state.baseline(tid)
+            if count >= cfg.min_count and len(baseline.values) >= cfg.probation_windows:
                 r = baseline.compare(count, 1.0, counts=True)
                 if r.z >= cfg.z_threshold:
                     ref = window.refs[tid]
@@ -330,11 +370,16 @@ class Scorer:
                     message = (
                         f"template burst: {count} in {cfg.window_s:g}s vs median {r.median:g}: {ref.text}"
                     )
-                    out.append(_anomaly(
+                    fired.append((tid, _anomaly(
                         ref, state.service, end, f"template_rate:{tid}", r.z / (r.z + cfg.z_threshold),
                         ["template_rate.robust_z"], explanation, message, tid,
-                    ))
+                    )))
             baseline.push(float(count))
+            synced[tid] = after
+        if len(fired) > 1:  # in the order of the service's templates, as one pass over them gives
+            rank = {tid: i for i, tid in enumerate(templates)}
+            fired.sort(key=lambda item: rank[item[0]])
+        out += [anomaly for _, anomaly in fired]
         if window.total >= cfg.min_window_events:
             rate = window.error_rate
             r = state.error_rates.compare(rate, cfg.error_rate_floor)

@@ -164,3 +164,29 @@ def test_anomalies_encode_as_avro_and_back() -> None:
     anomaly = fold(stable_metrics(300, spike_at=250))[0]
     codec = codec_for("anomaly")
     assert Anomaly.from_avro(codec.decode(codec.encode(anomaly.to_avro()))) == anomaly
+
+
+def test_a_template_absent_from_windows_and_gaps_is_owed_zeros_in_its_saved_baseline() -> None:
+    scorer = Scorer(ScoreConfig(baseline_windows=6))
+    state = scorer.new_state("api")
+    events = [log("a-0", timedelta(seconds=1), template="t-a")]
+    events += [log("b-0", timedelta(seconds=2), template="t-b")]
+    events += [log(f"b-{m}", timedelta(minutes=m, seconds=1), template="t-b") for m in (1, 2, 5)]  # gap 3-4
+    events += [log("b-late", timedelta(minutes=9, seconds=1), template="t-b")]
+    for e in events:
+        state, _ = scorer.apply(state, e)
+    saved = state.to_json()["templates"]  # windows 0-5 closed (3-4 a gap)
+    assert saved == {"t-a": [1.0] + [0.0] * 5, "t-b": [1.0, 1.0, 1.0, 0.0, 0.0, 1.0]}
+    loaded = scorer.load(json.loads(json.dumps(state.to_json())))
+    assert loaded.to_json() == state.to_json()
+
+
+def test_template_bursts_of_one_window_come_in_the_order_the_templates_were_first_seen() -> None:
+    events = []
+    for m in range(20):
+        for i, name in enumerate(("t-z", "t-a", "t-m")):
+            k, step, at = (40, 1.0, (2 - i) / 3) if m == 15 else (4, 3.0, i)  # t-m first in the burst
+            events += [log(f"{name}-{m}-{j}", timedelta(minutes=m, seconds=step * j + at), template=name)
+                       for j in range(k)]
+    found = fold(events)
+    assert [a.signal for a in found] == ["template_rate:t-z", "template_rate:t-a", "template_rate:t-m"]
