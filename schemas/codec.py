@@ -1,4 +1,4 @@
-"""Avro single-object encoding with fastavro.
+"""Avro single-object encoding with fastavro (and cavro on the steps' hot paths).
 
 Wire format (Avro spec, "Single-object encoding")::
 
@@ -12,6 +12,7 @@ of backward-compatible schema versions interoperate.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import struct
@@ -96,6 +97,7 @@ class AvroCodec:
         self.fingerprint = self.store.register(self.schema)
         self._header = MAGIC + self.fingerprint
         self._plain: dict[bytes, Any] = {}
+        self._cavro: dict[bytes, Any] = {}
 
     @property
     def name(self) -> str:
@@ -117,27 +119,60 @@ class AvroCodec:
             return self._read(data, self.schema, None)
         return self._read(data, self.store.lookup(fp), self.schema)
 
+    def encode_plain(self, record: Mapping[str, Any]) -> bytes:
+        """:meth:`encode` for a record whose logical types are their Avro types (a
+        ``timestamp-micros`` as an ``int``): the hot path of the steps, by cavro (about
+        twice as fast as fastavro, byte for byte the same encoding; docs/decisions.md).
+        Raises :class:`EncodeError` like :meth:`encode`."""
+        try:
+            body: bytes = self._fast(self.fingerprint).binary_encode(record)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            raise EncodeError(f"record does not match schema {self.name}: {exc}") from exc
+        return self._header + body
+
     def decode_plain(self, data: bytes, current: bool = False) -> dict[str, Any]:
         """Decode with the writer's own schema, logical types left as their Avro types.
 
         A ``timestamp-micros`` stays an ``int``.  Without ``current`` no resolution
         against this codec's schema happens: a record of an older writer version simply
         lacks the newer fields.  With ``current`` such a record is resolved to this
-        codec's schema (newer fields take their defaults), so the record can be encoded
-        again (:meth:`encode` takes ``int`` timestamps).  About a third cheaper than
-        :meth:`decode`, for hot paths (the steps).  Raises like :meth:`decode`.
+        codec's schema (newer fields take their defaults), so it can be encoded again
+        with :meth:`encode_plain`.  The hot path of the steps, by cavro: about half the
+        cost of :meth:`decode`.  Unlike :meth:`decode` it does not look for bytes after
+        the record (they would not change it).  Raises like :meth:`decode`.
         """
         data = _checked(data)
         fp = data[2:HEADER_LEN]
         if current and fp != self.fingerprint:
             return self._read(data, self._plain_schema(fp), self._plain_schema(self.fingerprint))
-        return self._read(data, self._plain_schema(fp), None)
+        fast = self._fast(fp)
+        try:
+            record = fast.binary_decode(data[HEADER_LEN:])
+        except (EOFError, ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError,
+                OverflowError) as exc:
+            raise CorruptMessageError(f"corrupt {self.name} body: {exc!r}") from exc
+        if not isinstance(record, dict):
+            raise CorruptMessageError(f"{self.name} body did not decode to a record")
+        return record
 
     def _plain_schema(self, fp: bytes) -> Any:
         plain = self._plain.get(fp)
         if plain is None:
             plain = self._plain[fp] = fastavro.parse_schema(_without_logical_types(self.store.lookup(fp)))
         return plain
+
+    def _fast(self, fp: bytes) -> Any:
+        """The cavro form of writer schema ``fp``, logical types as their Avro types."""
+        fast = self._cavro.get(fp)
+        if fast is None:
+            import cavro  # imports numpy: not on the CLI's start-up path
+
+            options = dataclasses.replace(
+                cavro.DEFAULT_OPTIONS, record_decodes_to_dict=True, logical_types=()
+            )
+            schema = _without_logical_types(self.store.lookup(fp))
+            fast = self._cavro[fp] = cavro.Schema(schema, options=options)
+        return fast
 
     def _read(self, data: bytes, writer: Any, reader: Any) -> dict[str, Any]:
         body = io.BytesIO(data[HEADER_LEN:])

@@ -39,7 +39,7 @@ class NormalizeAdapter:
         self.topics = topics
         self.templates = templates
         self.novelty = novelty
-        self._encode = codec_for("event").encode
+        self._encode = codec_for("event").encode_plain
         self._load: Callable[[str], dict[str, Any] | None] = lambda key: None
         self._batch: list[dict[str, Any]] = []
         self._stats = novelty.cache.stats() if novelty is not None else None

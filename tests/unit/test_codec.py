@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from schemas.codec import MAGIC, AvroCodec, SchemaStore, codec_for, crc64_avro, load_schema
-from schemas.exceptions import CorruptMessageError, UnknownSchemaError
-from schemas.models import DeadLetter, Event, Incident, IncidentStatus
+from schemas.codec import HEADER_LEN, MAGIC, AvroCodec, SchemaStore, codec_for, crc64_avro, load_schema
+from schemas.exceptions import CorruptMessageError, EncodeError, UnknownSchemaError
+from schemas.models import DeadLetter, Entity, Event, Incident, IncidentStatus
 
 EVENT = Event(
     id="ev-1",
@@ -161,3 +161,54 @@ def test_plain_decode_resolved_to_the_current_schema_fills_newer_fields_and_keep
     assert v2.decode(v2.encode(resolved))["timestamp"] == EVENT.timestamp
     # a newer writer's extra field is dropped by the older reader
     assert "trace_id" not in v1.decode_plain(v2.encode({**EVENT.to_avro(), "trace_id": "t"}), current=True)
+
+
+def _plain_records() -> list[dict[str, object]]:
+    """Event records (int times) over the shapes the schema allows: every union branch,
+    non-ASCII text, empty and many-entry maps, extreme numbers."""
+    base = {**EVENT.to_avro(), "timestamp": 1_714_564_800_000_000}
+    return [
+        base,
+        {**base, "timestamp": -62_135_596_800_000_000, "attributes": {}, "entity": {}},
+        {**base, "timestamp": 253_402_300_799_999_999, "message": "", "novelty": 0.0},
+        {**base, "kind": "metric", "metric": {"name": "cpu", "value": -1.5e308, "unit": None}},
+        {**base, "kind": "metric", "metric": {"name": "µs", "value": 5e-324, "unit": "ms"}},
+        {**base, "message": "naïve ünïcødé ✓ 日本語 \U0001f600", "template": "t", "template_id": "T1"},
+        {**base, "attributes": {f"k{i}": "v" * i for i in range(200)}, "novelty": 1.0},
+        {**base, "entity": {f: f"x-{f}" for f in Entity.model_fields}},
+        {**base, "id": "x" * 5000, "service": "s" * 300},
+    ]
+
+
+@pytest.mark.parametrize("record", _plain_records())
+def test_the_hot_path_encodes_the_same_bytes_as_fastavro_and_decodes_them_back(
+    record: dict[str, object],
+) -> None:
+    codec = codec_for("event")
+    fast = codec.encode_plain(record)
+    assert fast == codec.encode({**record})  # fastavro takes int times for timestamp-micros
+    expected = {**record, "entity": {**dict.fromkeys(Entity.model_fields), **record["entity"]}}  # type: ignore[dict-item]
+    assert codec.decode_plain(fast) == expected
+    assert codec.decode_plain(fast, current=True) == expected
+
+
+@pytest.mark.parametrize("data_of", [
+    lambda good: good[:-5],
+    lambda good: good[:HEADER_LEN] + b"\x7f" * 3,  # a string length past the end
+    lambda good: good[:HEADER_LEN] + b"\x02a" + b"\x7e" + good[HEADER_LEN + 3:],  # enum index 63
+    lambda good: good[:HEADER_LEN],
+])
+def test_the_hot_path_decoder_refuses_a_corrupt_body(data_of: object) -> None:
+    codec = codec_for("event")
+    good = codec.encode_plain({**EVENT.to_avro(), "id": "a", "timestamp": 0})
+    with pytest.raises(CorruptMessageError):
+        codec.decode_plain(data_of(good))  # type: ignore[operator]
+
+
+def test_the_hot_path_encoder_refuses_a_record_that_breaks_the_schema() -> None:
+    codec = codec_for("event")
+    good = {**EVENT.to_avro(), "timestamp": 0}
+    missing_id = {k: v for k, v in good.items() if k != "id"}
+    for bad in ({**good, "kind": "nope"}, {**good, "timestamp": "soon"}, missing_id):
+        with pytest.raises(EncodeError):
+            codec.encode_plain(bad)
