@@ -98,6 +98,7 @@ class AvroCodec:
         self._header = MAGIC + self.fingerprint
         self._plain: dict[bytes, Any] = {}
         self._cavro: dict[bytes, Any] = {}
+        self._projections: dict[tuple[bytes, tuple[str, ...]], Any] = {}
 
     @property
     def name(self) -> str:
@@ -130,7 +131,9 @@ class AvroCodec:
             raise EncodeError(f"record does not match schema {self.name}: {exc}") from exc
         return self._header + body
 
-    def decode_plain(self, data: bytes, current: bool = False) -> dict[str, Any]:
+    def decode_plain(
+        self, data: bytes, current: bool = False, fields: tuple[str, ...] | None = None
+    ) -> dict[str, Any]:
         """Decode with the writer's own schema, logical types left as their Avro types.
 
         A ``timestamp-micros`` stays an ``int``.  Without ``current`` no resolution
@@ -140,12 +143,19 @@ class AvroCodec:
         with :meth:`encode_plain`.  The hot path of the steps, by cavro: about half the
         cost of :meth:`decode`.  Unlike :meth:`decode` it does not look for bytes after
         the record (they would not change it).  Raises like :meth:`decode`.
+
+        ``fields`` (top-level fields of this codec's schema, each present in every writer
+        version or with a default) decodes only those: the others are skipped, not built,
+        about half the cost for a step that reads a few fields.
         """
         data = _checked(data)
         fp = data[2:HEADER_LEN]
-        if current and fp != self.fingerprint:
+        if fields is not None:
+            fast = self._projection(fp, fields)
+        elif current and fp != self.fingerprint:
             return self._read(data, self._plain_schema(fp), self._plain_schema(self.fingerprint))
-        fast = self._fast(fp)
+        else:
+            fast = self._fast(fp)
         try:
             record = fast.binary_decode(data[HEADER_LEN:])
         except (EOFError, ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError,
@@ -161,18 +171,32 @@ class AvroCodec:
             plain = self._plain[fp] = fastavro.parse_schema(_without_logical_types(self.store.lookup(fp)))
         return plain
 
+    def _projection(self, fp: bytes, fields: tuple[str, ...]) -> Any:
+        """cavro's reader of ``fields`` of this codec's schema for writer schema ``fp``."""
+        key = (fp, fields)
+        projection = self._projections.get(key)
+        if projection is None:
+            reader = _without_logical_types(self.schema)
+            known = {f["name"] for f in reader["fields"]}
+            if unknown := [f for f in fields if f not in known]:
+                raise ValueError(f"schema {self.name} has no field(s) {', '.join(unknown)}")
+            reader["fields"] = [f for f in reader["fields"] if f["name"] in fields]
+            projection = self._projections[key] = self._cavro_schema(reader).reader_for_writer(self._fast(fp))
+        return projection
+
     def _fast(self, fp: bytes) -> Any:
         """The cavro form of writer schema ``fp``, logical types as their Avro types."""
         fast = self._cavro.get(fp)
         if fast is None:
-            import cavro  # imports numpy: not on the CLI's start-up path
-
-            options = dataclasses.replace(
-                cavro.DEFAULT_OPTIONS, record_decodes_to_dict=True, logical_types=()
-            )
-            schema = _without_logical_types(self.store.lookup(fp))
-            fast = self._cavro[fp] = cavro.Schema(schema, options=options)
+            fast = self._cavro[fp] = self._cavro_schema(_without_logical_types(self.store.lookup(fp)))
         return fast
+
+    @staticmethod
+    def _cavro_schema(schema: dict[str, Any]) -> Any:
+        import cavro  # imports numpy: not on the CLI's start-up path
+
+        options = dataclasses.replace(cavro.DEFAULT_OPTIONS, record_decodes_to_dict=True, logical_types=())
+        return cavro.Schema(schema, options=options)
 
     def _read(self, data: bytes, writer: Any, reader: Any) -> dict[str, Any]:
         body = io.BytesIO(data[HEADER_LEN:])

@@ -63,11 +63,12 @@ def _problem(record: dict[str, Any]) -> str | None:
     return None
 
 
-def decode_plain(value: bytes) -> dict[str, Any]:
+def decode_plain(value: bytes, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
     """The Event record with its writer's schema and no logical types (hot paths reading a few
-    fields); raises :class:`InvalidEvent` if undecodable."""
+    fields; ``fields``: only those, see :meth:`~schemas.codec.AvroCodec.decode_plain`); raises
+    :class:`InvalidEvent` if undecodable."""
     try:
-        return codec_for("event").decode_plain(value)
+        return codec_for("event").decode_plain(value, fields=fields)
     except SchemaError as exc:
         raise InvalidEvent(f"undecodable Event: {exc}", "undecodable") from None
 

@@ -212,3 +212,25 @@ def test_the_hot_path_encoder_refuses_a_record_that_breaks_the_schema() -> None:
     for bad in ({**good, "kind": "nope"}, {**good, "timestamp": "soon"}, missing_id):
         with pytest.raises(EncodeError):
             codec.encode_plain(bad)
+
+
+@pytest.mark.parametrize("record", _plain_records())
+def test_a_projection_decodes_the_chosen_fields_as_the_full_decode_does(record: dict[str, object]) -> None:
+    codec = codec_for("event")
+    data = codec.encode_plain(record)
+    full = codec.decode_plain(data)
+    for fields in (("kind", "timestamp", "severity"), ("id", "metric", "attributes", "novelty"), ("entity",)):
+        assert codec.decode_plain(data, fields=fields) == {f: full[f] for f in fields}
+
+
+def test_a_projection_reads_other_writer_versions_and_refuses_unknown_fields_and_corrupt_bodies() -> None:
+    store = SchemaStore()
+    v1 = AvroCodec(load_schema("event"), store)
+    v2 = AvroCodec(_event_v2(), store)
+    data = v1.encode_plain({**EVENT.to_avro(), "timestamp": 5})
+    assert v2.decode_plain(data, fields=("service", "timestamp")) == {"service": "checkout", "timestamp": 5}
+    assert v2.decode_plain(data, fields=("trace_id",)) == {"trace_id": None}  # the reader's default
+    with pytest.raises(ValueError, match="no field"):
+        v1.decode_plain(data, fields=("trace_id",))
+    with pytest.raises(CorruptMessageError):
+        v1.decode_plain(data[:-4], fields=("kind",))
