@@ -75,6 +75,7 @@ def plain_template_id(text: str) -> str:
 # Recent ASCII messages that redaction passed unchanged: this many, this long at most.
 _CLEAN_LINES = 8192
 _CLEAN_LINE_CHARS = 512
+_PLAIN_IDS = 10_000  # un-mined messages whose id is remembered
 
 
 class Normalizer:
@@ -94,6 +95,7 @@ class Normalizer:
         self._attr_memo: dict[tuple[str, str], tuple[str, str]] = {}
         self._clean_attrs: set[tuple[str, str]] = set()  # the memo's items redaction keeps
         self._clean_lines: set[str] = set()  # recent messages the screen passed whole
+        self._plain_ids: dict[str, str] = {}  # un-mined message -> its plain_template_id
 
     # --- per-service miners ---------------------------------------------------------
 
@@ -154,7 +156,12 @@ class Normalizer:
             update["template"], update["template_id"] = result.template, result.template_id
             change: Change | None = result.change
         else:
-            update["template"], update["template_id"], change = redacted, plain_template_id(redacted), None
+            tid = self._plain_ids.get(redacted)
+            if tid is None:  # metric messages repeat ("latency_p95_ms of frontend")
+                if len(self._plain_ids) >= _PLAIN_IDS:
+                    self._plain_ids.clear()
+                tid = self._plain_ids[redacted] = plain_template_id(redacted)
+            update["template"], update["template_id"], change = redacted, tid, None
         if redacted is not message:
             update["message"] = redacted
         if clean_attributes is not attributes:
