@@ -94,14 +94,18 @@ class ThresholdDecision(DataState):
     def decide(self, score: float) -> Decision:
         """Decide on ``score`` against the past only, then absorb it (never raises)."""
         p = self.params
-        threshold = self.threshold()
+        f = self._filter  # threshold() and QuantileFilter.value() inlined
+        values = f._values
+        threshold = max(p.min_threshold, p.margin * (
+            f.default if len(values._fifo) < f.min_samples else values.quantile(f.q)
+        ))
         in_probation = self._seen < p.probation
         quiet = self._seen < self._quiet_until
         is_anomaly = not in_probation and not quiet and score >= threshold
         if is_anomaly:
             self._quiet_until = self._seen + 1 + p.cooldown
         self._seen += 1
-        self._filter.update(score)
+        values.push(score)
         if p.relative:
             score, quiet = relative_score(score, threshold), quiet or in_probation
         return Decision(threshold, is_anomaly, in_probation, score * p.damping if quiet else score)

@@ -104,6 +104,10 @@ class Ensemble(DataState):
         self._calibrators = {name: Calibrator() for name in self.members}
         self._weights = {name: m.weight for name, m in self.members.items()}
         self._top_weight = max(self._weights.values())
+        # (name, detector, calibrator, weight) in member order: the per-point loops' view
+        self._parts = [
+            (name, m.detector, self._calibrators[name], m.weight) for name, m in self.members.items()
+        ]
         self.decision_params = DecisionParams(
             quantile, quantile_window, margin, min_threshold, probation, cooldown, cooldown_damping,
             relative_score,
@@ -134,12 +138,21 @@ class Ensemble(DataState):
 
     def _combine(self, raw: Mapping[str, float]) -> tuple[float, dict[str, float]]:
         calibrated = {name: self._calibrators[name].calibrate(raw[name]) for name in raw}
+        return self._score(calibrated), calibrated
+
+    def _score(self, calibrated: dict[str, float]) -> float:
         weights = self._weights
         if self.combine == "max":
-            score = max(weights[n] * c for n, c in calibrated.items()) / self._top_weight
+            best: float | None = None
+            for n, c in calibrated.items():  # max() of the weighted scores: the first largest
+                v = weights[n] * c
+                if best is None or v > best:
+                    best = v
+            assert best is not None  # an ensemble has members
+            score = best / self._top_weight
         else:
             score = sum(weights[n] * c for n, c in calibrated.items()) / sum(weights.values())
-        return min(max(score, 0.0), 1.0), calibrated
+        return min(max(score, 0.0), 1.0)
 
     def score_one(self, x: Features) -> float:
         """The calibrated ensemble score of ``x`` in [0, 1]; changes no state."""
@@ -158,13 +171,18 @@ class Ensemble(DataState):
 
     def process_one(self, x: Features) -> Verdict:
         """Score, decide and learn ``x``; returns the decision with its explanation."""
-        raw = self._raw(x)
-        score, calibrated = self._combine(raw)
+        # _raw, _combine and _learn over the members as one list (the same calls in the same order)
+        parts = self._parts
+        raw = [detector.score_one(x) for _, detector, _, _ in parts]
+        calibrated = {part[0]: part[2].calibrate(r) for part, r in zip(parts, raw, strict=True)}
+        score = self._score(calibrated)
         decision = self._decision.decide(score)
         explanation = None
         if decision.is_anomaly:
             explanation = self._explain(x, calibrated, decision.threshold)
-        self._learn(x, raw)
+        for (_, detector, calibrator, _), r in zip(parts, raw, strict=True):
+            calibrator.update(r)
+            detector.learn_one(x)
         return Verdict(
             decision.reported, decision.threshold, decision.is_anomaly, decision.in_probation,
             explanation, score, calibrated,

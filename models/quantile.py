@@ -115,12 +115,19 @@ class Calibrator(DataState):
         return average
 
     def calibrate(self, raw: float) -> float:
-        if len(self._averages) < self.min_samples:
+        averages = self._averages
+        n = len(averages._fifo)
+        if n < self.min_samples:
             return 0.0
         average = self._average_with(raw)
-        averages = self._averages
-        mean = averages.mean()
-        spread = max(averages.std(), self.min_std * max(1.0, abs(mean)))
+        # RollingMoments.mean and .std inlined (the same expressions)
+        mean = averages._sum / n if n else 0.0
+        if n < 2:
+            std = 0.0
+        else:
+            m = averages._sum / n
+            std = math.sqrt(max(averages._sumsq / n - m * m, 0.0))
+        spread = max(std, self.min_std * max(1.0, abs(mean)))
         surprise = gaussian_surprise((average - mean) / spread)
         return surprise / (surprise + self.half)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+from models.base import Features
 from models.rolling import MAX_SCORE, RollingFeatureDetector, RollingWindow
 from models.state import DataState, Document, integer, number, text_keys
 
@@ -61,6 +64,54 @@ class RobustZScore(RollingFeatureDetector, DataState):
     def _feature_score(self, key: str, win: RollingWindow, value: float) -> float:
         med = win.median()
         return abs(value - med) / robust_scale(win, self._mad.get(key, 0.0), self.rel_floor, med)
+
+    def score_one(self, x: Features) -> float:
+        """``max(feature_scores(x).values(), default=0.0)``, bit for bit, in one pass.
+
+        :meth:`_feature_score` and :func:`robust_scale` inlined (the score step calls this
+        for every member at every metric point)."""
+        best: float | None = None
+        windows, mads, rel_floor, min_samples = self._windows, self._mad, self.rel_floor, self.min_samples
+        isfinite = math.isfinite
+        for key in x if self.features is None else self.features:
+            value = x.get(key)
+            if value is None:
+                continue
+            win = windows.get(key)
+            if win is None:
+                continue
+            values = win._sorted
+            n = len(values)
+            if n < min_samples or not isfinite(value):
+                continue
+            if n:  # RollingWindow.median and .value_range
+                lo = (n - 1) // 2
+                med = values[lo] if n % 2 else values[lo] + (values[lo + 1] - values[lo]) * 0.5
+                span = values[-1] - values[0]
+            else:
+                med = span = 0.0
+            spread = _MAD_TO_SIGMA * mads.get(key, 0.0)
+            floor = max(rel_floor * span, 1e-9, 1e-6 * abs(med))
+            score = min(abs(value - med) / max(spread, floor), MAX_SCORE)
+            if best is None or score > best:
+                best = score
+        return 0.0 if best is None else best
+
+    def learn_one(self, x: Features) -> None:
+        windows, seen, refresh, min_samples = self._windows, self._seen, self.refresh, self.min_samples
+        isfinite = math.isfinite
+        for key in x if self.features is None else self.features:
+            value = x.get(key)
+            if value is None or not isfinite(value):
+                continue
+            win = windows.get(key)
+            if win is None:
+                win = windows[key] = RollingWindow(self.window)
+            win.push(value)
+            n = seen.get(key, 0) + 1  # _learned
+            seen[key] = n
+            if n % refresh == 0 or n <= min_samples:
+                self._mad[key] = win.mad()
 
     def baseline(self, key: str) -> float | None:
         """The median the feature ``key`` is compared with, if there is one yet."""

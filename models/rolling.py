@@ -89,9 +89,17 @@ class RollingWindow(RollingMoments):
 
     def push(self, value: float) -> None:
         """Append ``value``, evicting the oldest one when the window is full."""
-        if len(self._fifo) == self.size:
-            del self._sorted[bisect.bisect_left(self._sorted, self._fifo[0])]
-        super().push(value)
+        # RollingMoments.push inlined (the same sums in the same order): every learned point
+        # of every watched feature comes through here
+        fifo = self._fifo
+        if len(fifo) == self.size:
+            old = fifo.pop(0)
+            del self._sorted[bisect.bisect_left(self._sorted, old)]
+            self._sum -= old
+            self._sumsq -= old * old
+        fifo.append(value)
+        self._sum += value
+        self._sumsq += value * value
         bisect.insort(self._sorted, value)
 
     def quantile(self, q: float) -> float:
