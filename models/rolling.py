@@ -133,22 +133,49 @@ class RollingWindow(RollingMoments):
         return values[-1] - values[0] if values else 0.0
 
     def mad(self) -> float:
-        """Median absolute deviation from the median (O(size))."""
-        if not self._sorted:
+        """Median absolute deviation from the median (O(log size)).
+
+        The deviations ``|v - median|`` of the values below the median, nearest first,
+        and of the others are two sorted sequences: their middle order statistics are
+        found by bisection (:func:`_kth_deviations`), the same floats a sort of every
+        deviation would give, without computing them all."""
+        values = self._sorted
+        n = len(values)
+        if not n:
             return 0.0
         med = self.median()
-        n = len(self._sorted)
         mid = n // 2
-        if n > 64:  # a partition over the array's buffer (no copy) beats sorted() here
-            dev = np.abs(np.frombuffer(self._sorted) - med)
-            if n % 2:
-                return float(np.partition(dev, mid)[mid])
-            part = np.partition(dev, (mid - 1, mid))
-            return 0.5 * (float(part[mid - 1]) + float(part[mid]))
-        deviations = sorted(abs(v - med) for v in self._sorted)
-        if len(deviations) % 2:
-            return deviations[mid]
-        return 0.5 * (deviations[mid - 1] + deviations[mid])
+        if n % 2:
+            return _kth_deviations(values, med, bisect.bisect_left(values, med), mid)[1]
+        below, at = _kth_deviations(values, med, bisect.bisect_left(values, med), mid)
+        return 0.5 * (below + at)
+
+
+def _kth_deviations(values: array[float], med: float, split: int, k: int) -> tuple[float, float]:
+    """The ``k - 1``-th and ``k``-th smallest (from 0) of ``|v - med|`` over the sorted
+    ``values`` (the first is meaningless when ``k == 0``).
+
+    ``values[:split]`` are below ``med`` (their deviations grow leftwards: ``a``), the rest
+    are not (theirs grow rightwards: ``b``).  The ``k + 1`` smallest of the two sorted
+    sequences are ``a[:i]`` and ``b[:k + 1 - i]`` for the least ``i`` with
+    ``a[i] >= b[k - i]``, found by bisection; the k-th is the larger of their last ones,
+    the (k-1)-th the larger of the other last one and the one before the k-th.  Rounding
+    is monotone, so the computed deviations are sorted as the values are."""
+    lo, hi = max(0, k + 1 - (len(values) - split)), min(k + 1, split)
+    while lo < hi:
+        i = (lo + hi) // 2
+        if abs(values[split - 1 - i] - med) < abs(values[split + k - i] - med):
+            lo = i + 1
+        else:
+            hi = i
+    j = k + 1 - lo  # a[:lo] and b[:j]: a[i] is values[split - 1 - i], b[i] is values[split + i]
+    a_last = abs(values[split - lo] - med) if lo else -1.0
+    b_last = abs(values[split + j - 1] - med) if j else -1.0
+    if a_last >= b_last:  # the k-th is a's: the (k-1)-th is b's last or the one before in a
+        a_prev = abs(values[split - lo + 1] - med) if lo > 1 else -1.0
+        return max(a_prev, b_last), a_last
+    b_prev = abs(values[split + j - 2] - med) if j > 1 else -1.0
+    return max(a_last, b_prev), b_last
 
 
 MAX_SCORE = 1e6  # every univariate score is capped here so it stays finite

@@ -64,8 +64,11 @@ class ScoreConfig:
     seed: int = 0
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _dt(us: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+    return _EPOCH + timedelta(microseconds=us)
 
 
 def anomaly_id(event_id: str, signal: str) -> str:
