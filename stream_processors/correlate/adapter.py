@@ -38,7 +38,7 @@ from stream_processors.correlate.outcomes import Outcomes
 from stream_processors.correlate.probe import KafkaProbe, PartitionProbe
 from stream_processors.correlate.publish import build
 from stream_processors.correlate.semantic import TemplateSigner
-from stream_processors.correlate.signals import Signal, SignalKind, from_anomaly, from_event
+from stream_processors.correlate.signals import Signal, SignalKind, from_anomaly, from_event, may_signal
 from stream_processors.exceptions import InvalidEvent
 from stream_processors.runtime.records import decode_plain
 from stream_processors.runtime.step import Output, Record
@@ -46,6 +46,7 @@ from stream_processors.runtime.step import Output, Record
 GLOBAL = "correlate:global"
 SIGNAL_KEY = b"signals"
 _US = 1_000_000
+_HEAD = ("kind", "severity", "timestamp")  # what decides whether an event may be a signal
 PROBE_EVERY_S = 2.0
 MAX_TICKS = 300  # about a minute of asking whether normalize finished a partition
 # the kinds whose templates the normalize step embeds (so the shared cache already holds them); a
@@ -152,10 +153,11 @@ class CorrelateAdapter:
             self._signal(record)
 
     def _event(self, record: Record, out: Output) -> None:
-        plain = decode_plain(record.value)
+        head = decode_plain(record.value, fields=_HEAD)  # an info log or metric needs no more
         try:
-            sig = from_event(plain)
-            ts_us = int(plain["timestamp"])
+            ts_us = int(head["timestamp"])
+            maybe = may_signal(head["kind"], head["severity"])
+            sig = from_event(decode_plain(record.value)) if maybe else None
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidEvent(f"Event lacks a usable field: {exc!r}", "invalid_event") from None
         clock = self._clocks.get(record.partition)

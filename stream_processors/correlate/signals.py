@@ -115,6 +115,17 @@ def _refs(entity: dict[str, Any] | None, attrs: dict[str, str]) -> tuple[str, ..
     return tuple(refs)
 
 
+# Events of these kinds at these severities never give a signal, whatever their message and
+# attributes (see kind_of): most of a stream, of which the correlate step reads three fields.
+_SILENT_KINDS = frozenset({"log", "metric"})
+_SILENT_SEVERITIES = frozenset({"debug", "info"})
+
+
+def may_signal(kind: str, severity: str) -> bool:
+    """False when :func:`kind_of` is None for every event of this kind and severity."""
+    return kind not in _SILENT_KINDS or severity not in _SILENT_SEVERITIES
+
+
 def kind_of(kind: str, severity: str, message: str, attrs: dict[str, str]) -> SignalKind | None:
     """The signal an event of this kind/severity gives, or None (most events give none)."""
     if kind == "deploy" or (kind in ("event", "annotation") and _CHANGE_WORDS.search(message)
