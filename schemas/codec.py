@@ -99,6 +99,7 @@ class AvroCodec:
         self._plain: dict[bytes, Any] = {}
         self._cavro: dict[bytes, Any] = {}
         self._projections: dict[tuple[bytes, tuple[str, ...]], Any] = {}
+        self._one_byte: Any = None
 
     @property
     def name(self) -> str:
@@ -132,7 +133,8 @@ class AvroCodec:
         return self._header + body
 
     def decode_plain(
-        self, data: bytes, current: bool = False, fields: tuple[str, ...] | None = None
+        self, data: bytes, current: bool = False, fields: tuple[str, ...] | None = None,
+        whole: bool = False,
     ) -> dict[str, Any]:
         """Decode with the writer's own schema, logical types left as their Avro types.
 
@@ -142,7 +144,9 @@ class AvroCodec:
         codec's schema (newer fields take their defaults), so it can be encoded again
         with :meth:`encode_plain`.  The hot path of the steps, by cavro: about half the
         cost of :meth:`decode`.  Unlike :meth:`decode` it does not look for bytes after
-        the record (they would not change it).  Raises like :meth:`decode`.
+        the record (they would not change it) unless ``whole`` is set: then they make it
+        corrupt (for input from outside, and for a caller that reuses the body's bytes).
+        Raises like :meth:`decode`.
 
         ``fields`` (top-level fields of this codec's schema, each present in every writer
         version or with a default) decodes only those: the others are skipped, not built,
@@ -157,13 +161,30 @@ class AvroCodec:
         else:
             fast = self._fast(fp)
         try:
-            record = fast.binary_decode(data[HEADER_LEN:])
+            if whole:
+                record = self._read_whole(fast, data[HEADER_LEN:])
+            else:
+                record = fast.binary_decode(data[HEADER_LEN:])
         except (EOFError, ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError,
                 OverflowError) as exc:
             raise CorruptMessageError(f"corrupt {self.name} body: {exc!r}") from exc
         if not isinstance(record, dict):
             raise CorruptMessageError(f"{self.name} body did not decode to a record")
         return record
+
+    def _read_whole(self, fast: Any, body: bytes) -> Any:
+        """``fast``'s record in ``body``; CorruptMessageError if bytes follow it."""
+        import cavro
+
+        if self._one_byte is None:
+            self._one_byte = self._cavro_schema({"type": "fixed", "name": "OneByte", "size": 1})
+        reader = cavro.MemoryReader(body)
+        record = fast.binary_read(reader)
+        try:
+            self._one_byte.binary_read(reader)  # one more byte must not be there
+        except EOFError:
+            return record
+        raise CorruptMessageError(f"trailing bytes after {self.name} body")
 
     def _plain_schema(self, fp: bytes) -> Any:
         plain = self._plain.get(fp)

@@ -14,10 +14,11 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from schemas.codec import codec_for
+from schemas.codec import HEADER_LEN, codec_for, load_schema
 from seismo.settings import Settings
 from seismo.topics import Topics
 from stream_processors.embed.exceptions import EmbedError
+from stream_processors.normalize import splice
 from stream_processors.normalize.durable import DurableTemplates, state_key
 from stream_processors.normalize.mask_config import load_masker
 from stream_processors.normalize.normalizer import Normalizer
@@ -39,7 +40,11 @@ class NormalizeAdapter:
         self.topics = topics
         self.templates = templates
         self.novelty = novelty
-        self._encode = codec_for("event").encode_plain
+        codec = codec_for("event")
+        self._encode = codec.encode_plain
+        self._fingerprint = codec.fingerprint
+        self._splice = splice.fits(load_schema("event"))
+        self._raws: list[bytes | None] = []  # per batched event: its raw bytes when they can be spliced
         self._load: Callable[[str], dict[str, Any] | None] = lambda key: None
         self._batch: list[dict[str, Any]] = []
         self._stats = novelty.cache.stats() if novelty is not None else None
@@ -76,17 +81,26 @@ class NormalizeAdapter:
 
         The event stays its Avro record (validated as :class:`~schemas.models.Event` would
         be, see :func:`decode_event_record`), changed in place and encoded again."""
-        event = decode_event_record(record.value)
+        value = record.value
+        event = decode_event_record(value)
         service = event["service"]
         if not self.templates.loaded(service):  # keyed other than by its service
             self._restore(service, self._load(state_key(service)))
+        message, attributes = event["message"], event["attributes"]
+        spliceable = (
+            self._splice and value[2:HEADER_LEN] == self._fingerprint and value.endswith(splice.NULLS)
+            and event["template_id"] is None and event["template"] is None and event["novelty"] is None
+        )
         self.templates.process_record(event)
         self._batch.append(event)
+        unchanged = event["message"] is message and event["attributes"] is attributes
+        self._raws.append(value if spliceable and unchanged else None)
         out.saw_event_time(event["timestamp"])
 
     def end_batch(self, out: Output) -> None:
         """Novelty for the whole batch (new templates embedded in one engine call), then send."""
         batch, self._batch = self._batch, []
+        raws, self._raws = self._raws, []
         novelty = self.novelty
         if novelty is not None and batch:
             try:
@@ -95,12 +109,17 @@ class NormalizeAdapter:
                 log.error("normalize: template embeddings failed (%s); this batch goes without novelty", exc)
                 novelty = None
         topic, encode = self.topics.enriched, self._encode
-        for event in batch:
+        tail = splice.tail
+        for event, raw in zip(batch, raws, strict=True):
             if novelty is not None:
                 value = novelty.value(event)
                 if value is not None:
                     event["novelty"] = value
-            out.emit(topic, event["service"].encode(), encode(event))
+            if raw is None:
+                data = encode(event)
+            else:  # the raw bytes, their null tail replaced: what encode(event) gives, for less
+                data = raw[:-3] + tail(event["template_id"], event["template"], event["novelty"])
+            out.emit(topic, event["service"].encode(), data)
         self._count_embedder()
 
     def _count_embedder(self) -> None:
@@ -121,6 +140,7 @@ class NormalizeAdapter:
 
     def revoked(self) -> None:
         self._batch.clear()
+        self._raws.clear()
         self.templates.forget_all()
         if self.novelty is not None:
             self.novelty.forget_all()

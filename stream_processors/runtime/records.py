@@ -36,7 +36,7 @@ def decode_event_record(value: bytes) -> dict[str, Any]:
     What :func:`decode_event` accepts, without building the model: for a step that only
     reads and re-encodes the record (normalize), validation is a third of its cost."""
     try:
-        record = codec_for("event").decode_plain(value, current=True)
+        record = codec_for("event").decode_plain(value, current=True, whole=True)
     except SchemaError as exc:
         raise InvalidEvent(f"undecodable Event: {exc}", "undecodable") from None
     if not _FIRST_US <= record["timestamp"] <= _LAST_US:  # what a datetime cannot hold

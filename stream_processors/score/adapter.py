@@ -22,7 +22,7 @@ from seismo.settings import Settings
 from seismo.topics import Topics
 from stream_processors.runtime.records import decode_plain, key_text
 from stream_processors.runtime.step import Output, Record
-from stream_processors.score.observation import Observation
+from stream_processors.score.observation import FIELDS, Observation
 from stream_processors.score.scorer import ScoreConfig, Scorer, ServiceScore
 
 _PREFIX = len("score:")
@@ -75,7 +75,7 @@ class ScoreAdapter:
         return state
 
     def handle(self, record: Record, out: Output) -> None:
-        obs = Observation.from_record(decode_plain(record.value))
+        obs = Observation.from_record(decode_plain(record.value, fields=FIELDS))
         state = self._states.get(obs.service)
         if state is None:  # a record keyed other than by its service
             state = self._restore(obs.service, self._load(f"score:{obs.service}"))

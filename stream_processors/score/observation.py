@@ -26,6 +26,12 @@ _ERROR_RANK = Severity.ERROR.rank
 _ERROR_KINDS = frozenset({"error", "alert"})
 
 
+# The Event fields an Observation is made of: the score step decodes only these (the entity and
+# the attributes are skipped, not built).
+FIELDS = ("id", "source", "kind", "timestamp", "service", "severity", "message", "metric",
+          "template_id", "template", "novelty")
+
+
 @dataclass(frozen=True, slots=True)
 class Observation:
     """One enriched event as the scorer sees it (times in µs since the epoch, UTC)."""

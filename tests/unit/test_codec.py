@@ -234,3 +234,14 @@ def test_a_projection_reads_other_writer_versions_and_refuses_unknown_fields_and
         v1.decode_plain(data, fields=("trace_id",))
     with pytest.raises(CorruptMessageError):
         v1.decode_plain(data[:-4], fields=("kind",))
+
+
+def test_a_whole_plain_decode_refuses_bytes_after_the_record_and_the_default_ignores_them() -> None:
+    codec = codec_for("event")
+    data = codec.encode_plain({**EVENT.to_avro(), "timestamp": 1})
+    assert codec.decode_plain(data, whole=True) == codec.decode_plain(data)
+    assert codec.decode_plain(data + b"\x01")["id"] == EVENT.id
+    with pytest.raises(CorruptMessageError, match="trailing"):
+        codec.decode_plain(data + b"\x01", whole=True)
+    with pytest.raises(CorruptMessageError):
+        codec.decode_plain(data[:-1], whole=True)
