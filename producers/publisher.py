@@ -8,6 +8,7 @@ nothing counts as published before every in-sync replica has it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -76,6 +77,19 @@ class KafkaPublisher:
             except BufferError:
                 # Local queue full: serve delivery reports until there is room.
                 self._producer.poll(0.5)
+        self._producer.poll(0)
+
+    def publish_many(self, records: Iterable[tuple[str, bytes | None, bytes]]) -> None:
+        """:meth:`publish` each ``(topic, key, value)`` in order; delivery reports are served
+        once at the end (and whenever the local queue is full), not after every message."""
+        produce, on_delivery = self._producer.produce, self._on_delivery
+        for topic, key, value in records:
+            while True:
+                try:
+                    produce(topic, value=value, key=key, on_delivery=on_delivery)
+                    break
+                except BufferError:
+                    self._producer.poll(0.5)
         self._producer.poll(0)
 
     def flush(self, timeout: float = 30.0) -> None:

@@ -225,10 +225,9 @@ class StepRuntime:
                 self._dead_letter(record, InvalidEvent(repr(exc), "internal_error"), out)
             self._offsets[(record.topic, record.partition)] = record.offset + 1
         step.end_batch(out)
-        publish = self._publisher.publish
+        self._publisher.publish_many(out.records)
         counts: dict[str, int] = {}
-        for topic, key, value in out.records:
-            publish(topic, key, value)
+        for topic, _, _ in out.records:
             counts[topic] = counts.get(topic, 0) + 1
         m = self._metrics
         m.events_in.labels(self._label).inc(len(records))

@@ -30,3 +30,19 @@ def test_a_refused_message_fails_one_flush_and_the_next_messages_are_delivered(k
         assert pub.stats.failed == 1 and pub.stats.delivered == 1
     finally:
         admin.delete_topics([topic])[topic].result(30)
+
+
+def test_a_batch_is_delivered_in_order_past_a_full_local_queue(kafka_bootstrap: str) -> None:
+    topic = f"t-{uuid.uuid4().hex[:10]}.batch"
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    try:
+        # a local queue of 100 messages: the batch of 1,000 has to wait for room many times
+        pub = KafkaPublisher(kafka_bootstrap, **{"queue.buffering.max.messages": 100})
+        batch = [(topic, b"k", f"m{i}".encode()) for i in range(1000)]
+        pub.publish_many(batch)
+        pub.flush()
+        assert [v for _, v in read_topic(topic)] == [v for _, _, v in batch]
+        assert pub.stats.delivered == 1000 and pub.stats.failed == 0
+    finally:
+        admin.delete_topics([topic])[topic].result(30)
