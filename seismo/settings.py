@@ -116,6 +116,12 @@ class Settings(BaseSettings):
         "OpenMP for faiss, torch). A worker scales by processes; extra threads per process only spin "
         "against the other steps on the same cores.",
     )
+    worker_upstream_nice: int = Field(
+        default=10, ge=0, le=19,
+        description="Niceness of the normalize step when `seismo worker` runs it beside the later steps on "
+        "one machine: the steps after it get the CPU first, so little waits between them and none is "
+        "left to finish alone after it. 0 turns it off.",
+    )
     worker_batch_size: int = Field(
         default=1000, ge=1, description="Records a step takes from the broker per fetch."
     )

@@ -13,6 +13,11 @@ SIGTERM/SIGINT to the supervisor stops every child gracefully (each checkpoints)
 if a child exits on its own, the supervisor stops the others and exits non-zero, so a
 supervisor of its own (Kubernetes, docker-compose) restarts the set.
 
+Steps sharing the machine (``--role all``): the normalize children start with
+``SEISMO_WORKER_UPSTREAM_NICE`` (10) added to their niceness, so on busy cores the later
+steps run first and keep up with it; otherwise a backlog piles up between the steps and the
+last step finishes alone on one core while the other idles (docs/decisions.md).
+
 Metrics: ``--metrics-port`` (``SEISMO_WORKER_METRICS_PORT``) serves ``/metrics``, the
 sum over every child (prometheus-client's multiprocess mode).  Topics are created
 first (idempotent).  Everything blocks until SIGINT/SIGTERM.
@@ -123,7 +128,10 @@ def run_worker(
             serve(metrics_port)
         run_step(settings, steps[0])
         return
-    Supervisor([(s, i) for s in steps for i in range(processes)], metrics_port).run()
+    # Steps sharing this machine: the first step yields the CPU to the steps after it.
+    nice = settings.worker_upstream_nice if len(steps) > 1 else 0
+    Supervisor([(s, i) for s in steps for i in range(processes)], metrics_port,
+               nice={"normalize": nice}).run()
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -134,9 +142,12 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 class Supervisor:
     """Runs one child process per ``(step, index)`` and stops them together."""
 
-    def __init__(self, members: list[tuple[str, int]], metrics_port: int | None) -> None:
+    def __init__(
+        self, members: list[tuple[str, int]], metrics_port: int | None, nice: dict[str, int] | None = None
+    ) -> None:
         self.members = members
         self.metrics_port = metrics_port
+        self.nice = nice or {}  # step -> niceness its children start with
         self._stopping = threading.Event()
         self._failed: list[str] = []
         self._children: dict[tuple[str, int], subprocess.Popen[bytes]] = {}
@@ -152,7 +163,7 @@ class Supervisor:
             for step, index in self.members:
                 self._children[(step, index)] = subprocess.Popen(
                     [sys.executable, "-m", "stream_processors.runtime.worker", "--role", step,
-                     "--index", str(index)],
+                     "--index", str(index), "--nice", str(self.nice.get(step, 0))],
                     env=env, preexec_fn=preexec,
                 )
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -194,7 +205,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="One consumer of one Seismo step (run by `seismo worker`).")
     parser.add_argument("--role", choices=STEPS, required=True)
     parser.add_argument("--index", type=int, default=0)
+    parser.add_argument("--nice", type=int, default=0, help="niceness to add (yield the CPU to later steps)")
     args = parser.parse_args(argv)
+    if args.nice:
+        os.nice(args.nice)
     settings = Settings()
     from seismo.logs import setup_logging
 

@@ -4,9 +4,11 @@ where an error happened."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,6 +16,7 @@ import pytest
 from producers.publisher import KafkaPublisher
 from schemas.codec import codec_for
 from schemas.models import Event
+from seismo.local.process import child_pids
 from seismo.topics import ensure_topics
 from tests.kafka_utils import Env, bootstrap, free_port, stop, wait_for, wait_worker_done
 
@@ -110,3 +113,40 @@ def test_a_worker_whose_redis_is_down_stops_on_sigterm_within_its_grace_period(s
     finally:
         stop(worker)
     assert "stopped without saving state" in env.log_tail("worker", 400)
+
+
+def _step_niceness(worker_pid: int) -> dict[str, int]:
+    """``step#index`` -> niceness of each step child of a supervising worker."""
+    out = {}
+    for pid in child_pids(worker_pid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            nice = os.getpriority(os.PRIO_PROCESS, pid)
+        except (OSError, ProcessLookupError):
+            continue
+        if b"--role" in argv:
+            role, index = argv[argv.index(b"--role") + 1], argv[argv.index(b"--index") + 1]
+            out[f"{role.decode()}#{index.decode()}"] = nice
+    return out
+
+
+@pytest.mark.parametrize(("extra", "args", "added"), [
+    ({}, (), {"normalize#0": 10, "correlate#0": 0, "score#0": 0}),
+    ({"SEISMO_WORKER_UPSTREAM_NICE": "4"}, (), {"normalize#0": 4, "correlate#0": 0, "score#0": 0}),
+    ({"SEISMO_WORKER_UPSTREAM_NICE": "0"}, (), {"normalize#0": 0, "correlate#0": 0, "score#0": 0}),
+    ({}, ("--role", "normalize", "--processes", "2"), {"normalize#0": 0, "normalize#1": 0}),
+])
+def test_the_first_step_yields_the_cpu_only_to_later_steps_on_the_same_machine(
+    seismo_env: Env, extra: dict[str, str], args: tuple[str, ...], added: dict[str, int],
+) -> None:
+    env = seismo_env
+    env.extra.update({"SEISMO_EMBEDDER": "hash", **extra})
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    worker = env.spawn("worker", *args, log_name="worker")
+    try:
+        expected = {k: min(base + n, 19) for k, n in added.items()}
+        wait_for(lambda: _step_niceness(worker.pid) == expected, 60, f"step processes niced {expected}")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0, env.log_tail("worker")
+    finally:
+        stop(worker)
