@@ -96,14 +96,19 @@ def limit_native_threads(threads: int) -> None:
     threadpool_limits(limits=threads)
 
 
-def run_step(settings: Settings, name: str, index: int = 0) -> None:
-    """Run one consumer of step ``name`` here until SIGINT/SIGTERM, then checkpoint and return."""
+def run_step(settings: Settings, name: str, index: int = 0, nice: int = 0) -> None:
+    """Run one consumer of step ``name`` here until SIGINT/SIGTERM, then checkpoint and return.
+
+    ``nice`` is added to the process's niceness once the step is built (its start-up, the
+    imports and the model, runs at full priority: the later steps wait for its output)."""
     limit_native_threads(settings.worker_native_threads)
     from stream_processors.runtime.loop import StepRuntime
 
     stop = threading.Event()
     runtime = StepRuntime(settings, build_step(settings, name), state_store(settings, stop.is_set),
                           instance=index)
+    if nice:
+        os.nice(nice)
 
     def on_signal(*_: object) -> None:
         stop.set()
@@ -207,13 +212,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--nice", type=int, default=0, help="niceness to add (yield the CPU to later steps)")
     args = parser.parse_args(argv)
-    if args.nice:
-        os.nice(args.nice)
     settings = Settings()
     from seismo.logs import setup_logging
 
     setup_logging(settings.log_level, settings.log_format)
-    run_step(settings, args.role, args.index)
+    run_step(settings, args.role, args.index, nice=args.nice)
 
 
 if __name__ == "__main__":
