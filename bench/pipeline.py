@@ -62,6 +62,7 @@ class Run:
             "SEISMO_LOG_LEVEL": "WARNING", "SEISMO_KAFKA_BOOTSTRAP": self.bootstrap,
         }
         self.logdir = Path(tempfile.mkdtemp(prefix=f"{self.run}-"))
+        self._probes: dict[str, Consumer] = {}
 
     def topic(self, name: str) -> str:
         return f"{self.run}.seismo.{name}"
@@ -78,16 +79,27 @@ class Run:
         )
 
     def progress(self, group: str, topic: str) -> tuple[int, int]:
-        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group, "enable.auto.commit": False})
-        try:
-            meta = c.list_topics(topic, timeout=10).topics[topic]
-            tps = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
-            done = sum(max(tp.offset, 0) for tp in c.committed(tps, timeout=10))
-            return done, sum(c.get_watermark_offsets(tp, timeout=10)[1] for tp in tps)
-        finally:
+        """(offsets ``group`` committed on ``topic``, the topic's end), summed over partitions.
+
+        One client per group, kept for the run (it never subscribes, so it never joins the
+        group): a new client per question cost a connection each time, and the time between
+        two looks was how late a finished step was seen."""
+        c = self._probes.get(group)
+        if c is None:
+            c = self._probes[group] = Consumer(
+                {"bootstrap.servers": self.bootstrap, "group.id": group, "enable.auto.commit": False})
+        meta = c.list_topics(topic, timeout=10).topics[topic]
+        tps = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
+        done = sum(max(tp.offset, 0) for tp in c.committed(tps, timeout=10))
+        return done, sum(c.get_watermark_offsets(tp, timeout=10, cached=False)[1] for tp in tps)
+
+    def close_probes(self) -> None:
+        for c in self._probes.values():
             c.close()
+        self._probes.clear()
 
     def cleanup(self) -> None:
+        self.close_probes()
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(f"{self.run}.")]
         if topics:
@@ -224,7 +236,7 @@ def backlog(n: int, processes: int, keep: bool) -> None:
                             done[step] = time.monotonic() - started
                 peak = rss_mb(worker.pid) or peak
                 cpu = cpu_s(worker.pid) or cpu
-                time.sleep(0.25)
+                time.sleep(0.1)
         finally:
             stop(worker)
         enriched = run.progress(f"{run.run}-correlate", run.topic("events.enriched"))[1]
