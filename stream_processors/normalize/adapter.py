@@ -18,6 +18,7 @@ from schemas.codec import HEADER_LEN, codec_for, load_schema
 from seismo.settings import Settings
 from seismo.topics import Topics
 from stream_processors.embed.exceptions import EmbedError
+from stream_processors.exceptions import InvalidEvent
 from stream_processors.normalize import splice
 from stream_processors.normalize.durable import DurableTemplates, state_key
 from stream_processors.normalize.mask_config import load_masker
@@ -25,7 +26,7 @@ from stream_processors.normalize.normalizer import Normalizer
 from stream_processors.normalize.novelty import NoveltyStep, novelty_step
 from stream_processors.runtime.metrics import series
 from stream_processors.runtime.records import decode_event_record, key_text
-from stream_processors.runtime.step import Output, Record
+from stream_processors.runtime.step import MAX_OUTPUT_BYTES, Output, Record
 
 log = logging.getLogger(__name__)
 _PREFIX = len("normalize:")
@@ -92,6 +93,13 @@ class NormalizeAdapter:
             and event["template_id"] is None and event["template"] is None and event["novelty"] is None
         )
         self.templates.process_record(event)
+        template = event["template"] or ""
+        if len(value) + 4 * len(template) > MAX_OUTPUT_BYTES:  # the message and its template: maybe twice
+            size = len(value) + len(template.encode("utf-8")) + len(event["template_id"] or "") + 16
+            if size > MAX_OUTPUT_BYTES:
+                raise InvalidEvent(f"its enriched event would be about {size} bytes (the message and its "
+                                   f"template), over the {MAX_OUTPUT_BYTES}-byte limit of a record",
+                                   "too_large")
         self._batch.append(event)
         unchanged = event["message"] is message and event["attributes"] is attributes
         self._raws.append(value if spliceable and unchanged else None)

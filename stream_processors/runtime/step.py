@@ -24,6 +24,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+MAX_OUTPUT_BYTES = 1_000_000 - 4_096
+"""The most a step may send in one record: librdkafka's ``message.max.bytes`` (1,000,000) less room
+for the record's key and overhead.  A step whose output for an input would be larger dead-letters
+that input (``too_large``): the send could never succeed, and the partition would stop on it."""
+
 
 @dataclass(slots=True)
 class Record:

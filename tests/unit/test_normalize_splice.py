@@ -16,7 +16,7 @@ from stream_processors.normalize import splice
 from stream_processors.normalize.adapter import NormalizeAdapter
 from stream_processors.normalize.durable import DurableTemplates
 from stream_processors.normalize.normalizer import Normalizer
-from stream_processors.runtime.step import Output, Record
+from stream_processors.runtime.step import MAX_OUTPUT_BYTES, Output, Record
 
 RAW = {
     "id": "ev-1", "source": "kubernetes", "kind": "log", "timestamp": 1_714_564_800_000_000, "service": "api",
@@ -87,3 +87,32 @@ def test_an_event_with_bytes_after_its_record_is_refused_not_spliced() -> None:
         _run(_adapter(), raw + b"\x00\x00\x00")
     assert caught.value.error_type == "undecodable"
     assert "trailing" in caught.value.reason
+
+
+def _words(n_chars: int, seed: int) -> str:
+    """Text the masker keeps as it is (no numbers, no ids): its template is as long as itself."""
+    import random
+    import string
+
+    rng = random.Random(seed)
+    words = ("".join(rng.choice(string.ascii_lowercase) for _ in range(7)) for _ in range(n_chars // 8 + 1))
+    out = " ".join(words)
+    return out[:n_chars]
+
+
+def test_an_event_whose_enriched_form_would_not_fit_a_record_is_refused_and_the_next_goes_through() -> None:
+    codec = codec_for("event")
+    adapter = _adapter()
+    fits_ = codec.encode_plain({**RAW, "id": "ok-big", "message": _words(480_000, 1)})
+    too_big = codec.encode_plain({**RAW, "id": "too-big", "message": _words(510_000, 2)})
+    assert len(too_big) < 512 * 1024  # under the input bound: only its output is too large
+    out = Output()
+    adapter.handle(Record("raw", 0, 0, b"api", fits_, 0), out)
+    with pytest.raises(InvalidEvent) as caught:
+        adapter.handle(Record("raw", 0, 1, b"api", too_big, 0), out)
+    assert caught.value.error_type == "too_large" and "enriched event" in caught.value.reason
+    adapter.handle(Record("raw", 0, 2, b"api", codec.encode_plain(RAW), 0), out)
+    adapter.end_batch(out)
+    sent = [codec.decode_plain(v) for _, _, v in out.records]
+    assert [e["id"] for e in sent] == ["ok-big", "ev-1"]
+    assert max(len(v) for _, _, v in out.records) <= MAX_OUTPUT_BYTES
