@@ -70,14 +70,7 @@ class KafkaPublisher:
         log.error("delivery to %s failed: %s", msg.topic(), err.str())
 
     def publish(self, topic: str, key: bytes | None, value: bytes) -> None:
-        while True:
-            try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
-                break
-            except BufferError:
-                # Local queue full: serve delivery reports until there is room.
-                self._producer.poll(0.5)
-        self._producer.poll(0)
+        self.publish_many(((topic, key, value),))
 
     def publish_many(self, records: Iterable[tuple[str, bytes | None, bytes]]) -> None:
         """:meth:`publish` each ``(topic, key, value)`` in order; delivery reports are served
