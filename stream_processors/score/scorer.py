@@ -149,12 +149,8 @@ class ServiceScore:
         return det
 
     def to_json(self) -> dict[str, Any]:
-        closed, synced = self.windows_closed, self._synced
-        for tid, baseline in self.templates.items():
-            owed = closed - synced.get(tid, closed)
-            if owed:
-                baseline.push_zeros(owed)
-                synced[tid] = closed
+        for tid in self.templates:
+            self.baseline(tid)  # every owed zero pushed: the state saved is the eager one
         for name in self._dirty:
             self._blobs[name] = self._detectors[name].to_state()
         self._dirty.clear()
