@@ -45,3 +45,25 @@ def test_the_mad_equals_the_one_of_sorted_deviations(size: int) -> None:
 
 def test_an_empty_window_has_no_deviation() -> None:
     assert RollingWindow(4).mad() == 0.0
+
+
+@pytest.mark.parametrize("features", [None, ("a", "b")])
+def test_the_robust_zscores_one_pass_path_equals_the_generic_one_bit_for_bit(
+    features: tuple[str, ...] | None,
+) -> None:
+    """RobustZScore inlines robust_scale and the per-feature loop for speed: it must score and
+    learn exactly as the generic RollingFeatureDetector path over its _feature_score does."""
+    from models.robust_zscore import RobustZScore
+    from models.rolling import RollingFeatureDetector
+
+    fast = RobustZScore(window=40, features=features, min_samples=5, refresh=3)
+    generic = RobustZScore(window=40, features=features, min_samples=5, refresh=3)
+    rng = random.Random(7)
+    for i in range(3000):
+        x = {k: rng.choice([rng.gauss(10.0, 2.0), float(rng.randrange(3)), 1e9 if i % 97 == 0 else 0.5,
+                            float("nan") if i % 53 == 0 else 1.0, float("inf") if i % 71 == 0 else -1.0])
+             for k in ("a", "b", "c") if rng.random() < 0.8}
+        assert fast.score_one(x) == RollingFeatureDetector.score_one(generic, x)
+        fast.learn_one(x)
+        RollingFeatureDetector.learn_one(generic, x)
+    assert fast.to_state() == generic.to_state()
