@@ -36,13 +36,16 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from seismo.settings import Settings
 from seismo.topics import ensure_topics
 from stream_processors.runtime.metrics import MULTIPROC_ENV, serve
 from stream_processors.runtime.state import MemoryStateStore, RedisStateStore, StateStore
 from stream_processors.runtime.step import Step
+
+if TYPE_CHECKING:
+    from stream_processors.runtime.loop import StepRuntime
 
 log = logging.getLogger(__name__)
 Role = Literal["all", "normalize", "correlate", "score"]
@@ -101,21 +104,27 @@ def run_step(settings: Settings, name: str, index: int = 0, nice: int = 0) -> No
 
     ``nice`` is added to the process's niceness once the step is built (its start-up, the
     imports and the model, runs at full priority: the later steps wait for its output)."""
-    limit_native_threads(settings.worker_native_threads)
-    from stream_processors.runtime.loop import StepRuntime
-
     stop = threading.Event()
-    runtime = StepRuntime(settings, build_step(settings, name), state_store(settings, stop.is_set),
-                          instance=index)
-    if nice:
-        os.nice(nice)
+    built: list[StepRuntime] = []
 
-    def on_signal(*_: object) -> None:
+    def on_signal(*_: object) -> None:  # a stop asked for during start-up is honoured once built
         stop.set()
-        runtime.stop()
+        for runtime in built:
+            runtime.stop()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
+    limit_native_threads(settings.worker_native_threads)
+    from stream_processors.runtime.loop import StepRuntime
+
+    runtime = StepRuntime(settings, build_step(settings, name), state_store(settings, stop.is_set),
+                          instance=index)
+    built.append(runtime)
+    if stop.is_set():
+        log.info("%s runtime stopped during start-up", name)
+        return
+    if nice:
+        os.nice(nice)
     log.info("%s runtime consuming as group %s", name, runtime.group_id)
     runtime.run()
 
@@ -164,15 +173,18 @@ class Supervisor:
             os.environ[MULTIPROC_ENV] = metrics_dir
             if self.metrics_port is not None:
                 serve(self.metrics_port)
+            # Handlers first: a stop asked for while the children start is a graceful stop.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: self._stopping.set())
             preexec = _die_with_parent if sys.platform.startswith("linux") else None
             for step, index in self.members:
+                if self._stopping.is_set():
+                    break
                 self._children[(step, index)] = subprocess.Popen(
                     [sys.executable, "-m", "stream_processors.runtime.worker", "--role", step,
                      "--index", str(index), "--nice", str(self.nice.get(step, 0))],
                     env=env, preexec_fn=preexec,
                 )
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda *_: self._stopping.set())
             for member, child in self._children.items():
                 threading.Thread(target=self._watch, args=(member, child), daemon=True).start()
             log.info("worker running %s", ", ".join(f"{s}#{i}" for s, i in self.members))

@@ -140,13 +140,30 @@ def test_the_first_step_yields_the_cpu_only_to_later_steps_on_the_same_machine(
     seismo_env: Env, extra: dict[str, str], args: tuple[str, ...], added: dict[str, int],
 ) -> None:
     env = seismo_env
-    env.extra.update({"SEISMO_EMBEDDER": "hash", **extra})
+    env.extra.update({"SEISMO_EMBEDDER": "hash", "SEISMO_LOG_LEVEL": "INFO", **extra})
     base = os.getpriority(os.PRIO_PROCESS, 0)
     worker = env.spawn("worker", *args, log_name="worker")
     try:
         expected = {k: min(base + n, 19) for k, n in added.items()}
+        # Every step built and consuming (the nice is applied then), not merely spawned.
+        wait_for(lambda: env.log_tail("worker", 400).count("runtime consuming as group") == len(added),
+                 60, "every step consuming")
         wait_for(lambda: _step_niceness(worker.pid) == expected, 60, f"step processes niced {expected}")
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0, env.log_tail("worker")
+    finally:
+        stop(worker)
+
+
+def test_a_stop_asked_for_while_the_steps_start_is_a_graceful_stop(seismo_env: Env) -> None:
+    """SIGTERM as soon as the first step process exists (imports, model, Redis still ahead):
+    the worker stops its children and exits 0, it is not killed by the signal."""
+    env = seismo_env
+    env.extra.update({"SEISMO_EMBEDDER": "hash"})
+    worker = env.spawn("worker", log_name="worker")
+    try:
+        wait_for(lambda: bool(child_pids(worker.pid)), 60, "a step process")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(45) == 0, env.log_tail("worker")
     finally:
         stop(worker)
