@@ -127,11 +127,18 @@ def serve(port: int, host: str = "0.0.0.0") -> None:  # scraped from other pods
 
 
 def refresh_lag(consumer: Consumer, committed: list[TopicPartition], step: str) -> None:
-    """Set the consumer-lag gauge of each committed partition (high watermark minus committed offset)."""
+    """Set the consumer-lag gauge of each committed partition (high watermark minus committed offset).
+
+    The high watermark is the one the consumer's last fetch response brought (librdkafka keeps it),
+    not a new ListOffsets request: that request queues behind the connection's pending long-poll
+    fetch on the broker, and blocked the step's loop 60-200 ms per checkpoint.  A partition whose
+    watermark is not known yet keeps its last value."""
     lag = series().consumer_lag
     for tp in committed:
         try:
-            _, high = consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
         except KafkaException:
+            continue
+        if high < 0:  # OFFSET_INVALID: no fetch response for it yet
             continue
         lag.labels(step, tp.topic, str(tp.partition)).set(max(0, high - tp.offset))

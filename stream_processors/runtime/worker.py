@@ -20,7 +20,8 @@ last step finishes alone on one core while the other idles (docs/decisions.md).
 
 Metrics: ``--metrics-port`` (``SEISMO_WORKER_METRICS_PORT``) serves ``/metrics``, the
 sum over every child (prometheus-client's multiprocess mode).  Topics are created
-first (idempotent).  Everything blocks until SIGINT/SIGTERM.
+(idempotent) while the children start; a child consumes once its supervisor says "go" on its
+stdin.  Everything blocks until SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -99,11 +100,15 @@ def limit_native_threads(threads: int) -> None:
     threadpool_limits(limits=threads)
 
 
-def run_step(settings: Settings, name: str, index: int = 0, nice: int = 0) -> None:
+def run_step(
+    settings: Settings, name: str, index: int = 0, nice: int = 0, ready: Callable[[], bool] | None = None,
+) -> None:
     """Run one consumer of step ``name`` here until SIGINT/SIGTERM, then checkpoint and return.
 
     ``nice`` is added to the process's niceness once the step is built (its start-up, the
-    imports and the model, runs at full priority: the later steps wait for its output)."""
+    imports and the model, runs at full priority: the later steps wait for its output).
+    ``ready`` (when given) is called once the step is built and blocks until its topics
+    exist; False means "do not start" (the supervisor is stopping or could not make them)."""
     stop = threading.Event()
     built: list[StepRuntime] = []
 
@@ -120,6 +125,8 @@ def run_step(settings: Settings, name: str, index: int = 0, nice: int = 0) -> No
     runtime = StepRuntime(settings, build_step(settings, name), state_store(settings, stop.is_set),
                           instance=index)
     built.append(runtime)
+    if not stop.is_set() and ready is not None and not ready():
+        stop.set()
     if stop.is_set():
         log.info("%s runtime stopped during start-up", name)
         return
@@ -133,19 +140,20 @@ def run_worker(
     settings: Settings, role: Role = "all", processes: int | None = None, metrics_port: int | None = None
 ) -> None:
     """Run ``role`` until SIGINT/SIGTERM.  Blocks; raises SystemExit(1) if a child died."""
-    ensure_topics(settings)
     processes = processes or settings.worker_processes
     metrics_port = metrics_port if metrics_port is not None else settings.worker_metrics_port
     steps = STEPS if role == "all" else (role,)
     if len(steps) == 1 and processes == 1:
+        ensure_topics(settings)
         if metrics_port is not None:
             serve(metrics_port)
         run_step(settings, steps[0])
         return
     # Steps sharing this machine: the first step yields the CPU to the steps after it.
     nice = settings.worker_upstream_nice if len(steps) > 1 else 0
+    # The children start (imports, models) while this process makes the topics.
     Supervisor([(s, i) for s in steps for i in range(processes)], metrics_port,
-               nice={"normalize": nice}).run()
+               nice={"normalize": nice}, prepare=lambda: ensure_topics(settings)).run()
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -157,11 +165,14 @@ class Supervisor:
     """Runs one child process per ``(step, index)`` and stops them together."""
 
     def __init__(
-        self, members: list[tuple[str, int]], metrics_port: int | None, nice: dict[str, int] | None = None
+        self, members: list[tuple[str, int]], metrics_port: int | None, nice: dict[str, int] | None = None,
+        prepare: Callable[[], object] | None = None,
     ) -> None:
         self.members = members
         self.metrics_port = metrics_port
         self.nice = nice or {}  # step -> niceness its children start with
+        # Runs while the children start; they consume only once it returned ("go" on stdin).
+        self.prepare = prepare
         self._stopping = threading.Event()
         self._failed: list[str] = []
         self._children: dict[tuple[str, int], subprocess.Popen[bytes]] = {}
@@ -182,9 +193,12 @@ class Supervisor:
                     break
                 self._children[(step, index)] = subprocess.Popen(
                     [sys.executable, "-m", "stream_processors.runtime.worker", "--role", step,
-                     "--index", str(index), "--nice", str(self.nice.get(step, 0))],
-                    env=env, preexec_fn=preexec,
+                     "--index", str(index), "--nice", str(self.nice.get(step, 0)), "--wait-go"],
+                    env=env, preexec_fn=preexec, stdin=subprocess.PIPE,
                 )
+            if self.prepare is not None and not self._stopping.is_set():
+                self.prepare()
+            self._go()
             for member, child in self._children.items():
                 threading.Thread(target=self._watch, args=(member, child), daemon=True).start()
             log.info("worker running %s", ", ".join(f"{s}#{i}" for s, i in self.members))
@@ -204,10 +218,23 @@ class Supervisor:
             self._failed.append(step)
             self._stopping.set()
 
+    def _go(self) -> None:
+        """Tell every child to start consuming (or, when stopping, to return once built)."""
+        word = b"" if self._stopping.is_set() else b"go\n"
+        for child in self._children.values():
+            if child.stdin is None or child.stdin.closed:
+                continue
+            try:
+                child.stdin.write(word)
+                child.stdin.close()
+            except OSError:  # the child is gone already: its watcher reports it
+                pass
+
     def _stop_children(self) -> None:
         for child in self._children.values():
             if child.poll() is None:
                 child.terminate()
+        self._go()  # a child still waiting for "go" reads the end of its stdin and returns
         for child in self._children.values():
             try:
                 child.wait(GRACE_S)
@@ -223,12 +250,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--role", choices=STEPS, required=True)
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--nice", type=int, default=0, help="niceness to add (yield the CPU to later steps)")
+    parser.add_argument("--wait-go", action="store_true",
+                        help='consume only after reading "go" on stdin (the supervisor makes the topics)')
     args = parser.parse_args(argv)
     settings = Settings()
     from seismo.logs import setup_logging
 
     setup_logging(settings.log_level, settings.log_format)
-    run_step(settings, args.role, args.index, nice=args.nice)
+    run_step(settings, args.role, args.index, nice=args.nice, ready=_read_go if args.wait_go else None)
+
+
+def _read_go() -> bool:
+    """Block until the supervisor writes "go" (True) or closes stdin without it (False)."""
+    return sys.stdin.buffer.readline().strip() == b"go"
 
 
 if __name__ == "__main__":

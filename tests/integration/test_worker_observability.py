@@ -82,6 +82,10 @@ def test_the_worker_serves_every_steps_metrics_on_one_port_and_logs_errors_as_js
         assert sample(text, "seismo_step_checkpoint_seconds_count", step="score") > 0
         assert sample(text, "seismo_state_store_seconds_count", step="correlate", op="save_many") > 0
         assert "seismo_step_consumer_lag{" in text and "seismo_step_event_time_lag_seconds{" in text
+        # all of the raw topic consumed and committed: every partition normalize reports is at lag 0
+        raw_lag = [line for line in text.splitlines() if line.startswith("seismo_step_consumer_lag{")
+                   and 'step="normalize"' in line and f'topic="{env.topic("events.raw")}"' in line]
+        assert raw_lag and all(float(line.rsplit(" ", 1)[1]) == 0 for line in raw_lag), raw_lag
 
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0

@@ -4,12 +4,26 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from typing import Any
 
 import pytest
 
 from stream_processors.runtime.worker import Supervisor
+
+
+class FakeStdin:
+    def __init__(self) -> None:
+        self.written = b""
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        assert not self.closed
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class FakeChild:
@@ -19,6 +33,7 @@ class FakeChild:
         self.argv = argv
         self.returncode: int | None = None
         self.terminated = False
+        self.stdin = FakeStdin()
 
     def poll(self) -> int | None:
         return self.returncode
@@ -84,3 +99,65 @@ def test_a_child_that_dies_on_its_own_fails_the_worker(
         Supervisor([("normalize", 0), ("correlate", 0)], metrics_port=None).run()
     assert exc.value.code == 1
     assert spawned[0].terminated
+
+
+def test_the_children_start_while_the_topics_are_made_and_consume_only_after(
+    monkeypatch: pytest.MonkeyPatch, saved_handlers: None,
+) -> None:
+    spawned: list[FakeChild] = []
+    seen_at_prepare: list[tuple[int, list[bytes]]] = []
+
+    def popen(argv: list[str], **_: Any) -> FakeChild:
+        child = FakeChild(argv)
+        spawned.append(child)
+        return child
+
+    def prepare() -> None:  # the children exist and have not been told to consume yet
+        seen_at_prepare.append((len(spawned), [c.stdin.written for c in spawned]))
+        os.kill(os.getpid(), signal.SIGTERM)  # then the operator stops the worker
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    Supervisor([("normalize", 0), ("score", 0)], metrics_port=None, prepare=prepare).run()
+    assert seen_at_prepare == [(2, [b"", b""])]
+    assert all("--wait-go" in c.argv for c in spawned)
+    # stopped during prepare: stdin closed without "go", so a waiting child returns unstarted
+    assert [(c.stdin.written, c.stdin.closed) for c in spawned] == [(b"", True), (b"", True)]
+
+
+def test_go_is_sent_once_prepare_returned(monkeypatch: pytest.MonkeyPatch, saved_handlers: None) -> None:
+    spawned: list[FakeChild] = []
+
+    def popen(argv: list[str], **_: Any) -> FakeChild:
+        child = FakeChild(argv)
+        spawned.append(child)
+        if len(spawned) == 2:  # a child fails after "go", which ends the run
+            def fail_later() -> None:
+                while not child.stdin.closed:
+                    time.sleep(0.01)
+                child.returncode = 3
+            threading.Thread(target=fail_later, daemon=True).start()
+        return child
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    with pytest.raises(SystemExit):
+        Supervisor([("normalize", 0), ("score", 0)], metrics_port=None, prepare=lambda: None).run()
+    assert [c.stdin.written for c in spawned] == [b"go\n", b"go\n"]
+
+
+def test_a_failing_prepare_stops_the_children_and_raises(
+    monkeypatch: pytest.MonkeyPatch, saved_handlers: None,
+) -> None:
+    spawned: list[FakeChild] = []
+
+    def popen(argv: list[str], **_: Any) -> FakeChild:
+        spawned.append(FakeChild(argv))
+        return spawned[-1]
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+
+    def prepare() -> None:
+        raise RuntimeError("broker unreachable")
+
+    with pytest.raises(RuntimeError, match="broker unreachable"):
+        Supervisor([("normalize", 0), ("score", 0)], metrics_port=None, prepare=prepare).run()
+    assert all(c.terminated and c.stdin.closed and c.stdin.written == b"" for c in spawned)
