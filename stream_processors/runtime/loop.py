@@ -65,6 +65,7 @@ from stream_processors.runtime.step import Output, Record, Step
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_RECORD_BYTES = 512 * 1024
+_FIRST_BATCH = 100  # records in the first batch a runtime takes; doubled each batch up to batch_size
 """An input larger than this is dead-lettered unread (``too_large``): what a step makes of it would
 not fit the producer's 1 MB message limit, and a send that cannot succeed would stop the partition.
 (Normalize's output holds the message twice, as itself and as its template: it checks its own
@@ -143,10 +144,15 @@ class StepRuntime:
         """
         self._consumer.subscribe(self.step.inputs, on_revoke=self._revoked, on_lost=self._lost)
         last = time.monotonic()
+        batches = 0
         try:
             while not self._stop.is_set():
-                messages = self._consumer.consume(self.batch_size, timeout=0.2)
+                # The first batches ramp up (100, 200, 400, ...): the steps after this one start on
+                # its first outputs while it is still warming up (models, new templates).
+                size = min(self.batch_size, _FIRST_BATCH << min(batches, 16))
+                messages = self._consumer.consume(size, timeout=0.2)
                 if messages:
+                    batches += 1
                     try:
                         self.process(messages)
                     except _DependencyDown as exc:
@@ -154,7 +160,7 @@ class StepRuntime:
                         continue
                 # A short batch means the fetch waited out its timeout: caught up, so checkpoint now
                 # (commits stay fresh when traffic is light; a backlog checkpoints per interval).
-                caught_up = len(messages) < self.batch_size
+                caught_up = len(messages) < size
                 if self._offsets and (caught_up or time.monotonic() - last >= self.checkpoint_s):
                     self.checkpoint()
                     last = time.monotonic()

@@ -169,3 +169,41 @@ def test_a_fence_is_ignored_once_the_offsets_were_reset_elsewhere(
     run_until(settings, second, store, lambda: second.handled == total and committed(env, settings) == total)
     assert second.handled == total, "a reset group processes every record again"
     assert saved_total(store.data) == 2 * total
+
+
+class BatchSizes(CountingStep):
+    """Also records how many records each batch brought."""
+
+    def __init__(self, env: Env) -> None:
+        super().__init__(env)
+        self.sizes: list[int] = []
+        self._batch = 0
+
+    def handle(self, record: Record, out: Output) -> None:
+        self._batch += 1
+        super().handle(record, out)
+
+    def end_batch(self, out: Output) -> None:
+        self.sizes.append(self._batch)
+        self._batch = 0
+
+
+def test_the_first_batches_ramp_up_to_the_batch_size_and_lose_nothing(
+    seismo_env: Env, settings: Settings
+) -> None:
+    env = seismo_env
+    publish(env, 3000)
+    step = BatchSizes(env)
+    runtime = StepRuntime(settings, step, MemoryStateStore(), batch_size=1000, checkpoint_s=60)
+    thread = threading.Thread(target=runtime.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: step.handled >= 3000, 60, "every record handled")
+    finally:
+        runtime.stop()
+        thread.join(30)
+    sizes = [n for n in step.sizes if n]
+    assert sum(sizes) == step.handled == 3000
+    # at most 100, 200, 400, 800 records in the first four batches, then up to batch_size
+    assert all(n <= min(1000, 100 << i) for i, n in enumerate(sizes)), sizes
+    assert max(sizes) > 800, sizes  # the ramp ends at the configured batch size
