@@ -11,7 +11,9 @@ start`` or ``SEISMO_KAFKA_BOOTSTRAP`` / ``SEISMO_REDIS_URL``):
    every step is done; below it the same from the first enriched event on (start-up left
    out).  Beside it, in the same run and on the same backlog, a bare
    confluent-kafka **passthrough** (consume raw → produce the same bytes, commit) is the
-   ceiling no step can beat.
+   ceiling no step can beat.  Then each step alone (``seismo worker --role STEP``) on the same
+   backlog with a fresh group and state: its capacity with the machine to itself
+   (``--skip-solo`` leaves it out).
 2. **latency** — a steady load at ``--rate`` events/s for ``--seconds`` (default 5,000/s
    for 60 s) into a running worker: background logs and metrics of 40 services, plus one
    error every ``--error-every`` events, in bursts that hit one of 20 other services at a
@@ -20,7 +22,7 @@ start`` or ``SEISMO_KAFKA_BOOTSTRAP`` / ``SEISMO_REDIS_URL``):
 3. **memory** — peak RSS (VmHWM) of every worker process at the end of each part.
 
 Usage: python bench/pipeline.py [--events 200000] [--processes 1] [--rate 5000] [--seconds 60]
-       [--skip-backlog] [--skip-latency] [--keep]
+       [--skip-backlog] [--skip-latency] [--skip-solo] [--keep]
 """
 
 from __future__ import annotations
@@ -207,7 +209,7 @@ def passthrough(run: Run, total: int) -> float:
     return elapsed
 
 
-def backlog(n: int, processes: int, keep: bool) -> None:
+def backlog(n: int, processes: int, keep: bool, solo_steps: bool = True) -> None:
     run = Run("backlog")
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -254,9 +256,48 @@ def backlog(n: int, processes: int, keep: bool) -> None:
         print("  peak RSS: " + ", ".join(f"{k} {v:,.0f} MB" for k, v in sorted(peak.items())))
         print("  CPU per event: " + ", ".join(
             f"{k} {v / total * 1e6:,.0f} µs" for k, v in sorted(cpu.items()) if k != "supervisor#0"))
+        if solo_steps:
+            solo(run, total, enriched)
     finally:
         if not keep:
             run.cleanup()
+
+
+def solo(run: Run, total: int, enriched: int) -> None:
+    """Each step alone (``seismo worker --role STEP``, one process) on the backlog the pipeline
+    left, with a fresh app id: its own group, state and embedding cache, so as cold as the
+    pipeline's.  The step's capacity on one core with the machine to itself, start-up included.
+    Normalize runs last: its outputs would lengthen the others' input."""
+    print("  each step alone on the same backlog (seismo worker --role STEP, fresh group and state):")
+    for step in ("score", "correlate", "normalize"):
+        topic = STEPS[step]
+        app = f"{run.run}-solo-{step}"
+        count = total if topic == "events.raw" else enriched
+        log = open(run.logdir / f"solo-{step}.log", "ab")  # noqa: SIM115 - closed below
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "seismo", "worker", "--role", step],
+            env={**run.env, "SEISMO_APP_ID": app}, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        started = time.monotonic()
+        cpu: dict[str, float] = {}
+        try:
+            while True:
+                if proc.poll() is not None:
+                    raise SystemExit(f"seismo worker --role {step} exited with {proc.returncode}; "
+                                     f"log in {run.logdir}")
+                committed, end = run.progress(f"{app}-{step}", run.topic(topic))
+                cpu = cpu_s(proc.pid) or cpu
+                if committed >= end >= count:
+                    break
+                time.sleep(0.1)
+            elapsed = time.monotonic() - started
+        finally:
+            stop(proc)
+            log.close()
+        used = sum(cpu.values())
+        print(f"    {step:22} {count / elapsed:>10,.0f} events/s  ({count:,} events in {elapsed:.1f}s, "
+              f"CPU {used / count * 1e6:,.0f} µs/event)")
 
 
 # -- part 2: latency ----------------------------------------------------------------------------
@@ -406,11 +447,13 @@ def main() -> None:
                         help="one incident-opening error every N events of the steady load (default 100)")
     parser.add_argument("--skip-backlog", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-solo", action="store_true",
+                        help="do not also run each step alone on the backlog (its own capacity)")
     parser.add_argument("--keep", action="store_true", help="keep the bench's topics and Redis keys")
     args = parser.parse_args()
     print(f"seismo pipeline bench on {os.cpu_count()} cores, broker {Settings().bootstrap}")
     if not args.skip_backlog:
-        backlog(args.events, args.processes, args.keep)
+        backlog(args.events, args.processes, args.keep, solo_steps=not args.skip_solo)
     if not args.skip_latency:
         latency(args.rate, args.seconds, args.error_every, args.processes, args.keep)
 
