@@ -38,19 +38,3 @@ def configured_cache(settings: Settings) -> CachedEmbedder:
     redis_url = None if settings.state_backend == "memory" else settings.redis
     return CachedEmbedder(configured_embedder(settings), redis_url, lru_size=settings.embed_lru_size,
                           namespace=settings.embed_cache_prefix)
-
-
-def load_in_background(embedder: object) -> bool:
-    """Start loading the model weights behind ``embedder`` (through caches and adapters) in a daemon
-    thread; False when there is nothing to load (the hash engine, or weights loaded already)."""
-    seen: set[int] = set()
-    while embedder is not None and id(embedder) not in seen:
-        seen.add(id(embedder))
-        start = getattr(embedder, "load_in_background", None)
-        if callable(start):
-            if getattr(embedder, "loaded", False):
-                return False
-            start()
-            return True
-        embedder = getattr(embedder, "inner", None)
-    return False

