@@ -111,6 +111,7 @@ def run_gateway(
         store, recent, disabled, events=events, anomalies=anomalies, feedback=feedback,
         embedder=recent.query_embedder if recent is not None else None,
         links=LinkBases.from_settings(gs), token_budget=gs.token_budget, noop_tool=gs.noop_tool,
+        readers=followers,
     )
     audit = AuditLog(gs.audit_file or settings.state_dir / "gateway" / "audit.jsonl")
     limiter = RateLimiter(gs.rate_per_minute, gs.rate_burst)

@@ -6,7 +6,9 @@ Built by :func:`mcp_gateway.app.run_gateway` (or by a test, with pre-filled tabl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from mcp_gateway.anomalies import AnomalyWindow
 from mcp_gateway.errors import NotProduced, NotReady
@@ -23,6 +25,13 @@ NOT_READY = (
     "/healthz says when it is ready"
 )
 RETRY_AFTER_S = 5.0
+
+
+class Reader(Protocol):
+    """A topic reader of the gateway (:class:`~mcp_gateway.follower.TopicFollower`)."""
+
+    topic: str
+    failure: str | None
 DEFAULT_TOKEN_BUDGET = 4000
 
 
@@ -42,11 +51,24 @@ class GatewayContext:
     links: LinkBases = field(default_factory=LinkBases)
     token_budget: int = DEFAULT_TOKEN_BUDGET
     noop_tool: bool = False
+    readers: Sequence[Reader] = ()
+    """The topic readers filling the tables; one that stopped makes the gateway unhealthy."""
 
     def ready(self) -> None:
-        """Raise :class:`NotReady` until the incident store has caught up with Kafka."""
+        """Raise :class:`NotReady` until the incident store has caught up with Kafka, or when a
+        reader stopped (its table no longer follows the topic)."""
+        if failed := self.failed_readers():
+            raise NotReady(
+                "the gateway stopped reading " + "; ".join(f"{t} ({why})" for t, why in failed.items())
+                + ", so what it holds may be stale: it reports unhealthy on /healthz; restart it",
+                RETRY_AFTER_S,
+            )
         if not self.store.caught_up.is_set():
             raise NotReady(NOT_READY, RETRY_AFTER_S)
+
+    def failed_readers(self) -> dict[str, str]:
+        """topic -> why its reader stopped, for every reader that did."""
+        return {r.topic: r.failure for r in self.readers if r.failure is not None}
 
     def event_log(self) -> EventLog:
         if self.events is None:
@@ -77,4 +99,4 @@ class GatewayContext:
         return self.anomalies
 
     def healthy(self) -> bool:
-        return self.store.caught_up.is_set()
+        return self.store.caught_up.is_set() and not self.failed_readers()

@@ -35,7 +35,11 @@ class TopicFollower:
             "log_level": 3,
         }))
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
+        self._thread = threading.Thread(target=self._main, name=thread_name, daemon=True)
+        self.failure: str | None = None
+        """Why the reader stopped on its own (an error it did not expect); None while it runs.  The
+        gateway is then unhealthy (/healthz 503), so an orchestrator restarts it, rather than
+        serving what the reader had read so far as if it were current."""
         self._start: dict[int, int] = {}  # partition -> first offset read (set by _assign_recent)
         self._end: dict[int, int] = {}  # partition -> its end at assignment
 
@@ -45,6 +49,13 @@ class TopicFollower:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+    def _main(self) -> None:
+        try:
+            self._run()
+        except Exception as exc:  # a bug or an unforeseen failure: say so, and make it visible
+            self.failure = f"{type(exc).__name__}: {exc}"
+            log.exception("the gateway's reader of %s stopped: %s", self.topic, self.failure)
 
     def _run(self) -> None:
         raise NotImplementedError

@@ -79,9 +79,11 @@ def build_server(
     @server.custom_route("/healthz", methods=["GET"])  # type: ignore[untyped-decorator]
     async def healthz(request: Request) -> Response:
         ready = ctx.healthy()
+        failed = ctx.failed_readers()
         return JSONResponse(
             {
-                "status": "ok" if ready else "starting",
+                "status": "ok" if ready else "failed" if failed else "starting",
+                "failed_readers": failed,
                 "caught_up": ready,
                 "incidents": len(ctx.store),
                 "events": None if ctx.events is None else {
