@@ -144,3 +144,33 @@ def test_the_anomalies_an_incident_cites_do_not_depend_on_how_far_the_score_step
     assert prompt == lagging
     late = run_with_score(events, batch=100, score_lag=40)  # every anomaly after the last event
     assert prompt == late
+
+
+def test_a_new_log_template_is_shown_on_an_incident_only_when_its_line_is_an_error() -> None:
+    from stream_processors.correlate.annotate import evidential
+    from stream_processors.correlate.signals import from_anomaly
+
+    def anomaly(signal: str, severity: str) -> dict[str, object]:
+        return from_anomaly({"id": f"{signal}-{severity}", "timestamp": 1_700_000_000_000_000,
+                             "service": "cart", "severity": severity, "signal": signal, "score": 0.9,
+                             "message": "new log template: user <NUM> logged in via sso"}).to_json()
+
+    assert not evidential(anomaly("new_template:T1", "warning"))  # an ordinary line, seen for the first time
+    assert not evidential(anomaly("new_template:T1", "info"))
+    assert evidential(anomaly("new_template:T2", "error"))
+    assert evidential(anomaly("new_template:T2", "critical"))
+    assert evidential(anomaly("metric:latency_ms", "warning"))  # measurements of the service: any severity
+    assert evidential(anomaly("error_rate", "warning"))
+
+    # an incident of cart from t to t + 60 s: what it is shown with among cart's kept anomalies
+    from stream_processors.correlate.annotate import annotated
+    from stream_processors.correlate.incident_state import IncidentState, ServiceFacts
+
+    t = 1_700_000_000_000_000
+    inc = IncidentState("inc-1", t, t, t + 60_000_000, services={"cart": ServiceFacts(t, t + 60_000_000, 3)})
+    kept = sorted((dict(anomaly(sig, sev), t=t + 10_000_000 * i) for i, (sig, sev) in enumerate(
+        [("new_template:T1", "warning"), ("new_template:T2", "error"), ("metric:latency_ms", "warning")])),
+        key=lambda a: int(a["t"]))
+    shown = annotated(inc, [inc], {"cart": kept}, CorrelatorConfig(anomaly_floor=0.6))
+    assert sorted(row[3] for row in shown.evidence) == [
+        "anomaly:metric:latency_ms", "anomaly:new_template:T2"]
