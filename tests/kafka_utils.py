@@ -154,6 +154,9 @@ def _consumed(group: str, topic: str, broker: str) -> tuple[int, int]:
         c.close()
 
 
+CREATED: list[Env] = []
+
+
 @dataclass
 class Env:
     """An isolated Seismo deployment on the shared broker (or ``broker``): its own topics and
@@ -163,6 +166,9 @@ class Env:
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     extra: dict[str, str] = field(default_factory=dict)
     broker: str | None = None
+
+    def __post_init__(self) -> None:
+        CREATED.append(self)  # conftest deletes every test deployment's topics by the session's end
 
     @property
     def bootstrap(self) -> str:
