@@ -65,11 +65,11 @@ from stream_processors.runtime.step import Output, Record, Step
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_RECORD_BYTES = 512 * 1024
-_FIRST_BATCH = 100  # records in the first batch a runtime takes; doubled each batch up to batch_size
 """An input larger than this is dead-lettered unread (``too_large``): what a step makes of it would
 not fit the producer's 1 MB message limit, and a send that cannot succeed would stop the partition.
 (Normalize's output holds the message twice, as itself and as its template: it checks its own
 output against :data:`~stream_processors.runtime.step.MAX_OUTPUT_BYTES`.)"""
+_FIRST_BATCH = 100  # records in the first batch a runtime takes; doubled each batch up to batch_size
 # Commit errors that mean "the coordinator is not reachable yet": retried until it is, or until stop.
 _COORDINATOR_AWAY = frozenset({
     KafkaError._WAIT_COORD, KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN,
