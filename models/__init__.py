@@ -4,6 +4,11 @@ Importing this package loads numpy only: river, pyod, hdbscan and torch are
 imported by the detectors that need them, when they first need them.
 """
 
+from seismo.native import install as _install_native
+
+_install_native()  # the compiled hot modules, when built and current (seismo/native.py)
+
+# ruff: noqa: E402
 from models.autoencoder import AutoEncoderDetector
 from models.base import Detector, Features
 from models.clusters import PatternCluster, TemplateClusterDetector

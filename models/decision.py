@@ -30,11 +30,13 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from models.quantile import QuantileFilter
 from models.state import DataState, Document, integer
 
 
+@mypyc_attr(native_class=False)  # frozen, and pickled inside a detector
 @dataclass(frozen=True)
 class DecisionParams:
     """The rule's hyperparameters (see the module docstring)."""

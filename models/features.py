@@ -35,7 +35,7 @@ class _Buckets:
 
     __slots__ = ("alpha", "counts", "means")
 
-    def __init__(self, alpha: float, size: int) -> None:
+    def __init__(self, alpha: float = 0.0, size: int = 0) -> None:  # defaults: see RollingWindow
         self.alpha = alpha
         self.counts = [0] * size
         self.means = [0.0] * size

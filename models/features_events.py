@@ -75,7 +75,7 @@ class Baseline:
         (``sqrt(max(median, 1))``): a count that never varied still may vary by that much.
         """
         med = statistics.median(self.values) if self.values else 0.0
-        mad = statistics.median(abs(v - med) for v in self.values) if self.values else 0.0
+        mad = statistics.median([abs(v - med) for v in self.values]) if self.values else 0.0
         floor = max(min_scale, max(med, 1.0) ** 0.5) if counts else min_scale
         return Robust(value, med, max(MAD_TO_SIGMA * mad, floor), len(self.values))
 
@@ -95,7 +95,7 @@ class Ref:
 
     @classmethod
     def from_json(cls, data: list[Any]) -> Ref:
-        return cls(*(str(x) for x in data))
+        return cls(*[str(x) for x in data])
 
 
 @dataclass

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from models.rolling import RollingFeatureDetector, RollingWindow
 from models.state import DataState, Document
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # subclassed by callers
 class IQRDetector(RollingFeatureDetector, DataState):
     """Per-feature distance beyond the Tukey fences, in units of the IQR.
 

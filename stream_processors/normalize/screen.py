@@ -69,6 +69,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from mypy_extensions import mypyc_attr
+
 from stream_processors.normalize.redaction import Redacted, Redactor
 from stream_processors.normalize.redaction import detectors as d
 from stream_processors.normalize.redaction import patterns as p
@@ -95,6 +97,7 @@ from stream_processors.normalize.screen_tokens import (
 )
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ScreeningRedactor:
     """Same contract and results as :class:`Redactor`, cheaper on lines without secrets.
 

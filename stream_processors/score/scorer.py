@@ -224,7 +224,7 @@ class Scorer:
     def new_state(self, service: str) -> ServiceScore:
         return ServiceScore(service, error_rates=Baseline(self.cfg.baseline_windows))
 
-    def load(self, data: dict[str, Any], service: str | None = None) -> ServiceScore:
+    def load(self, data: Any, service: str | None = None) -> ServiceScore:
         """The saved state ``data``; a state that cannot be read is logged and replaced by a fresh one.
 
         ``service`` (when given) must match the saved one, so a state filed under
@@ -349,7 +349,7 @@ class Scorer:
         if cfg.min_count > 0:  # only a template of the window can fire; the others are owed a zero
             occurred: Iterable[tuple[str, int]] = counts.items()
         else:
-            occurred = ((tid, counts.get(tid, 0)) for tid in list(state.templates))
+            occurred = [(tid, counts.get(tid, 0)) for tid in state.templates]
         templates, synced = state.templates, state._synced
         after = state.windows_closed + 1
         fired: list[tuple[str, Anomaly]] = []
