@@ -50,8 +50,8 @@ MODULES: tuple[str, ...] = (
     "models.rolling", "models.robust_zscore", "models.quantile", "models.decision",
     "models.features", "models.series", "models.features_events", "models.iqr",
     # the score step
-    "stream_processors.score.scorer", "stream_processors.score.observation",
-    "stream_processors.score.adapter",
+    "stream_processors.score.scorer", "stream_processors.score.service",
+    "stream_processors.score.observation", "stream_processors.score.adapter",
     # the normalize step: redaction, masking, templating, the record splice
     "stream_processors.normalize.normalizer", "stream_processors.normalize.screen",
     "stream_processors.normalize.screen_tokens", "stream_processors.normalize.splice",

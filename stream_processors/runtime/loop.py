@@ -30,12 +30,11 @@ bounds the wait (``stop_flush_s``).  A step that fails because a dependency is a
 message: the runtime rewinds its partitions to the last checkpoint, forgets the step's states
 and, a second later, processes the records again.
 
-A crash replays at most the messages after the last commit, against the states of
-the last checkpoint; the steps are deterministic per key and ignore event ids they
-remember, so a replay produces the same outputs (at-least-once, with idempotent
-effects).  On revocation the runtime checkpoints, then the step forgets its states:
-the next owner loads them from the store.  Each step is one consumer group
-(``Settings.group_id(step)``: ``{app_id}-{step}``), so N processes on N partitions share its work.
+A crash replays at most the messages after the last commit, against the states of the last
+checkpoint; the steps are deterministic per key and ignore event ids they remember, so a replay
+produces the same outputs (at-least-once, idempotent effects).  On revocation the runtime
+checkpoints, then the step forgets its states (the next owner loads them).  Each step is one
+consumer group (``{app_id}-{step}``), so N processes on N partitions share its work.
 """
 
 from __future__ import annotations
@@ -65,10 +64,9 @@ from stream_processors.runtime.step import Output, Record, Step
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_RECORD_BYTES = 512 * 1024
-"""An input larger than this is dead-lettered unread (``too_large``): what a step makes of it would
-not fit the producer's 1 MB message limit, and a send that cannot succeed would stop the partition.
-(Normalize's output holds the message twice, as itself and as its template: it checks its own
-output against :data:`~stream_processors.runtime.step.MAX_OUTPUT_BYTES`.)"""
+"""An input larger than this is dead-lettered unread (``too_large``): its outputs would not fit the
+producer's 1 MB limit, and a send that cannot succeed would stop the partition (normalize also checks
+its own output, which holds the message twice: :data:`~stream_processors.runtime.step.MAX_OUTPUT_BYTES`)."""
 _FIRST_BATCH = 100  # records in the first batch a runtime takes; doubled each batch up to batch_size
 # Commit errors that mean "the coordinator is not reachable yet": retried until it is, or until stop.
 _COORDINATOR_AWAY = frozenset({
