@@ -289,7 +289,7 @@ def test_doctor_with_a_config_prints_one_line_per_source_and_exits_1_when_one_fa
         config.write_text(f"grafana:\n  base_url: {grafana.url}\nsentry:\n  base_url: {grafana.url}\n"
                           "  organization: acme\n  projects: [payments]\n", "utf-8")
         result = invoke("doctor", "--config", config)
-    lines = result.stdout.splitlines()
+    lines = [line for line in result.stdout.splitlines() if line.split()[1:2] != ["native"]]
     assert result.exit_code == 1, result.stdout
     assert lines[0].startswith("ok   kafka")
     assert one_line(lines[2]).startswith("FAIL sentry no token: set $SEISMO_SENTRY_TOKEN")
@@ -308,8 +308,20 @@ def test_doctor_with_a_config_where_every_source_passes_exits_0(
         config.write_text(f'[grafana]\nbase_url = "{grafana.url}"\n', "utf-8")
         result = invoke("doctor", "--config", config)
     assert result.exit_code == 0, result.stdout
-    assert [line.split()[:2] for line in result.stdout.splitlines()] == [
+    assert [line.split()[:2] for line in result.stdout.splitlines() if "native" not in line] == [
         ["ok", "kafka"], ["ok", "redis"], ["ok", "grafana"]]
+
+
+@pytest.mark.usefixtures("broker_and_redis_answer")
+def test_doctor_says_whether_the_compiled_modules_run_and_their_absence_only_warns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SEISMO_NATIVE", "0")
+    result = invoke("doctor")
+    native = [one_line(line) for line in result.stdout.splitlines() if line.split()[1:2] == ["native"]]
+    assert native == ["warn native compiled hot modules off: SEISMO_NATIVE=0 "
+                      "(the pure-Python ones run, about a third slower)"]
+    assert result.exit_code == 0, result.stdout
 
 
 @pytest.mark.usefixtures("broker_and_redis_answer")
