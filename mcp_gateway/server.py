@@ -78,8 +78,8 @@ def build_server(
 
     @server.custom_route("/healthz", methods=["GET"])  # type: ignore[untyped-decorator]
     async def healthz(request: Request) -> Response:
-        ready = ctx.healthy()
-        failed = ctx.failed_readers()
+        failed = ctx.failed_readers()  # once: status, failed_readers and the code agree
+        ready = ctx.store.caught_up.is_set() and not failed
         return JSONResponse(
             {
                 "status": "ok" if ready else "failed" if failed else "starting",
