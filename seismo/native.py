@@ -326,6 +326,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if status.active else 1
     status = check(args.dir)
     print(f"native modules: {status.state}: {status.reason} ({status.directory})")
+    if status.active and (left := [m for m in MODULES if m not in status.modules]):
+        # a module added to MODULES since the build runs as Python: --require asks for a rebuild
+        print(f"not in this build (they run as Python): {', '.join(left)}")
+        return 1 if args.require else 0
     return 1 if args.require and not status.active else 0
 
 

@@ -157,3 +157,13 @@ def test_a_build_of_one_module_is_served_from_its_directory_and_vouched_for_by_i
     compiled, source = done.stdout.split()
     assert compiled == str(native._extension(target, "models.quantile"))
     assert source.endswith("models/rolling.py")  # not in this build: the source runs
+
+
+def test_status_require_asks_for_a_rebuild_when_a_module_was_added_to_the_list_since(tmp_path: Path) -> None:
+    _manifest(tmp_path, {"models.rolling": _digest("models.rolling")})
+    env = {**os.environ, "SEISMO_NATIVE_DIR": str(tmp_path), "SEISMO_NATIVE": "1"}
+    done = subprocess.run([sys.executable, "-m", "seismo.native", "status", "--require"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "native modules: active: 1 modules" in done.stdout
+    assert "not in this build (they run as Python): models.robust_zscore" in done.stdout
