@@ -98,5 +98,10 @@ class GatewayContext:
             )
         return self.anomalies
 
+    def health(self) -> tuple[bool, dict[str, str]]:
+        """(healthy, the failed readers), from one look at the readers."""
+        failed = self.failed_readers()
+        return self.store.caught_up.is_set() and not failed, failed
+
     def healthy(self) -> bool:
-        return self.store.caught_up.is_set() and not self.failed_readers()
+        return self.health()[0]

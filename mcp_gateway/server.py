@@ -78,8 +78,7 @@ def build_server(
 
     @server.custom_route("/healthz", methods=["GET"])  # type: ignore[untyped-decorator]
     async def healthz(request: Request) -> Response:
-        failed = ctx.failed_readers()  # once: status, failed_readers and the code agree
-        ready = ctx.store.caught_up.is_set() and not failed
+        ready, failed = ctx.health()  # one look: status, failed_readers and the code agree
         return JSONResponse(
             {
                 "status": "ok" if ready else "failed" if failed else "starting",
