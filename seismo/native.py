@@ -236,13 +236,13 @@ def build(directory: Path | None = None, modules: Sequence[str] = MODULES, jobs:
 
     where = directory or native_dir()
     try:
-        from mypyc import __file__ as mypyc_file  # noqa: F401  (mypy's compiler ships with it)
-        from mypyc.build import mypycify
+        from mypyc.build import mypycify  # mypy's compiler ships with mypy
         from setuptools import Distribution
     except ImportError as exc:
         raise BuildError(f"mypyc (package mypy) and setuptools are needed to build: {exc}") from None
-    if not sysconfig.get_config_var("CC") and not shutil.which("cc"):
-        raise BuildError("no C compiler found (install gcc)")
+    compiler = str(sysconfig.get_config_var("CC") or "cc").split()[0]  # what distutils will run
+    if not shutil.which(compiler):
+        raise BuildError(f"no C compiler found ({compiler}; install gcc)")
     include = Path(sysconfig.get_paths()["include"]) / "Python.h"
     if not include.is_file():
         raise BuildError(f"the Python headers are missing ({include}; install python3.11-dev)")
