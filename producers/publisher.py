@@ -8,7 +8,7 @@ nothing counts as published before every in-sync replica has it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,7 +39,11 @@ class DeliveryStats:
 class KafkaPublisher:
     """Idempotent, ``acks=all`` producer.  Not thread-safe; one per thread."""
 
-    def __init__(self, bootstrap: str, client_id: str = "seismo", **overrides: Any) -> None:
+    def __init__(self, bootstrap: str, client_id: str = "seismo",
+                 interrupted: Callable[[], bool] | None = None, **overrides: Any) -> None:
+        """``overrides`` are librdkafka settings.  ``interrupted`` (when given) ends a wait for room in a
+        full local queue: once it answers True, :meth:`publish_many` raises PublishError instead of
+        waiting on (with the broker away, the queue never drains and the wait would never end)."""
         config: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
             "client.id": client_id,
@@ -56,6 +60,7 @@ class KafkaPublisher:
         }
         config.update(overrides)
         self._producer = Producer(config)
+        self._interrupted = interrupted
         self.stats = DeliveryStats()
         self._unreported = 0  # failed deliveries no flush has raised for yet
 
@@ -69,12 +74,19 @@ class KafkaPublisher:
             self.stats.errors.append(f"{msg.topic()}: {err.str()}")
         log.error("delivery to %s failed: %s", msg.topic(), err.str())
 
+    @property
+    def waiting(self) -> int:
+        """Records queued or in flight, not yet acknowledged by the broker."""
+        return len(self._producer)
+
     def publish(self, topic: str, key: bytes | None, value: bytes) -> None:
         self.publish_many(((topic, key, value),))
 
     def publish_many(self, records: Iterable[tuple[str, bytes | None, bytes]]) -> None:
         """:meth:`publish` each ``(topic, key, value)`` in order; delivery reports are served
-        once at the end (and whenever the local queue is full), not after every message."""
+        once at the end (and whenever the local queue is full), not after every message.  A full
+        queue is waited on until it has room, or until ``interrupted`` says so (PublishError; the
+        records before the one that did not fit are queued)."""
         produce, on_delivery = self._producer.produce, self._on_delivery
         for topic, key, value in records:
             while True:
@@ -82,6 +94,9 @@ class KafkaPublisher:
                     produce(topic, value=value, key=key, on_delivery=on_delivery)
                     break
                 except BufferError:
+                    if self._interrupted is not None and self._interrupted():
+                        raise PublishError(f"the local queue is full ({self.waiting} messages "
+                                           "waiting for the broker) and the wait was interrupted") from None
                     self._producer.poll(0.5)
         self._producer.poll(0)
 

@@ -7,8 +7,7 @@ docs/decisions.md ("One stream runtime").
 
 The loop (:meth:`StepRuntime.run` blocks until :meth:`StepRuntime.stop`):
 
-1. ``consume`` up to ``batch_size`` messages of the step's input topics (librdkafka
-   fetches and batches in C);
+1. ``consume`` up to ``batch_size`` messages of the step's input topics (batched in C);
 2. load the states the batch needs and this process does not hold, in one round trip;
 3. hand each message to the step; a message the step rejects
    (:class:`~stream_processors.exceptions.InvalidEvent`) or fails on, or one larger than
@@ -25,16 +24,16 @@ it takes for its outputs to be acknowledged (their delivery never times out); a 
 coordinator cannot take yet stays pending for the next checkpoint (the loop goes on polling, so
 a rebalance can complete); a commit the group refuses (its generation moved on while the broker
 was away) is dropped, and the partitions' next owner replays from the last commit.  Only a stop
-bounds the wait (``stop_flush_s``).  A step that fails because a dependency is away
+bounds the wait (``stop_flush_s``; its commit asks the coordinator for 2 s first: a commit waits
+out an absent one for the session timeout).  A step that fails because a dependency is away
 (``KafkaException`` or a ``RecoverableError`` out of :meth:`Step.handle`) has not met a poison
-message: the runtime rewinds its partitions to the last checkpoint, forgets the step's states
-and, a second later, processes the records again.
+message: the runtime rewinds its partitions to the last checkpoint, forgets its states and, a
+second later, processes the records again.
 
 A crash replays at most the messages after the last commit, against the states of the last
 checkpoint; the steps are deterministic per key and ignore event ids they remember, so a replay
 produces the same outputs (at-least-once, idempotent effects).  On revocation the runtime
-checkpoints, then the step forgets its states (the next owner loads them).  Each step is one
-consumer group (``{app_id}-{step}``), so N processes on N partitions share its work.
+checkpoints, then the step forgets its states.  Each step is one consumer group.
 """
 
 from __future__ import annotations
@@ -106,19 +105,17 @@ class StepRuntime:
         if settings.worker_instance_id:  # static membership: one id per consumer of the group
             conf["group.instance.id"] = f"{settings.worker_instance_id}-{step.name}-{instance}"
         self._consumer = Consumer(kafka_logging(conf))
-        self._publisher = KafkaPublisher(  # outputs wait out a broker outage: no delivery timeout
-            settings.bootstrap, client_id=f"{self.group_id}-{instance}", **kafka_logging(),
-            **{"message.timeout.ms": 0},
+        self._stop = threading.Event()
+        self._publisher = KafkaPublisher(  # a broker outage is waited out (no delivery timeout), a stop not
+            settings.bootstrap, client_id=f"{self.group_id}-{instance}", interrupted=self._stop.is_set,
+            **kafka_logging(), **{"message.timeout.ms": 0},
         )
         self._loop = asyncio.new_event_loop()
         self._offsets: dict[tuple[str, int], int] = {}
         self._first: dict[tuple[str, int], int] = {}  # first offset processed since the last commit
         self._fences = ReplayFence(self.group_id, step.name)  # records the saved states already hold
-        self._commit_warned = 0.0
-        self._stop = threading.Event()
-        self._metrics = series()
-        self._label = step.name
-        self._newest_event_us = 0
+        self._commit_warned, self._newest_event_us = 0.0, 0
+        self._metrics, self._label = series(), step.name
         self.stop_flush_s = 10.0
         step.attach(lambda key: self._store_call("load", lambda: self.store.load(key)))
 
@@ -329,6 +326,8 @@ class StepRuntime:
         kept for the next checkpoint) or when the group refused them (dropped, with a warning: the
         partitions' next owner resumes from the last commit).  Once stopping, any failure raises."""
         try:
+            if self._stop.is_set():  # see the module's docstring
+                self._consumer.committed([TopicPartition(offsets[0].topic, offsets[0].partition)], 2.0)
             self._consumer.commit(offsets=offsets, asynchronous=False)
             return True
         except KafkaException as exc:

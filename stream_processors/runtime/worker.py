@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import faulthandler
 import logging
 import os
 import shutil
@@ -53,6 +54,9 @@ Role = Literal["all", "normalize", "correlate", "score"]
 STEPS: tuple[Role, ...] = ("normalize", "correlate", "score")
 ROLES: tuple[Role, ...] = ("all", *STEPS)
 GRACE_S = 30.0
+# A step still running this long after it was told to stop writes every thread's stack to stderr
+# (it is about to be killed: the stack says what it waited on).
+STALL_DUMP_S = GRACE_S * 2 / 3
 _PR_SET_PDEATHSIG = 1
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -113,6 +117,8 @@ def run_step(
     built: list[StepRuntime] = []
 
     def on_signal(*_: object) -> None:  # a stop asked for during start-up is honoured once built
+        if not stop.is_set():
+            faulthandler.dump_traceback_later(STALL_DUMP_S, exit=False)
         stop.set()
         for runtime in built:
             runtime.stop()
@@ -133,7 +139,7 @@ def run_step(
     if nice:
         os.nice(nice)
     log.info("%s runtime consuming as group %s", name, runtime.group_id)
-    runtime.run()
+    runtime.run()  # the stack dump stays armed past here: a stall in the process's exit shows too
 
 
 def run_worker(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from producers.exceptions import DeliveryFailed
+from producers.exceptions import DeliveryFailed, PublishError
 from producers.publisher import KafkaPublisher
-from tests.kafka_utils import read_topic
+from tests.kafka_utils import free_port, read_topic
 
 pytestmark = pytest.mark.kafka
 
@@ -46,3 +47,28 @@ def test_a_batch_is_delivered_in_order_past_a_full_local_queue(kafka_bootstrap: 
         assert pub.stats.delivered == 1000 and pub.stats.failed == 0
     finally:
         admin.delete_topics([topic])[topic].result(30)
+
+
+def test_a_wait_for_room_in_a_full_queue_ends_when_interrupted() -> None:
+    # No broker answers on this port: the queue never drains, so only `interrupted` can end the wait.
+    stopping = threading.Event()
+    pub = KafkaPublisher(f"127.0.0.1:{free_port()}", interrupted=stopping.is_set,
+                         **{"queue.buffering.max.messages": 5, "message.timeout.ms": 0, "log_level": 0})
+    raised: list[BaseException] = []
+
+    def publish() -> None:
+        try:
+            pub.publish_many([("t", b"k", f"m{i}".encode()) for i in range(10)])
+        except BaseException as exc:  # handed to the test thread
+            raised.append(exc)
+
+    thread = threading.Thread(target=publish, daemon=True)
+    thread.start()
+    thread.join(2.0)
+    assert thread.is_alive(), "the batch did not wait for room in the full queue"
+    stopping.set()
+    thread.join(5.0)
+    assert not thread.is_alive(), "the wait for room went on after it was interrupted"
+    assert len(raised) == 1 and isinstance(raised[0], PublishError), raised
+    assert "local queue is full (5 messages" in str(raised[0])
+    assert pub.waiting == 5  # the records that fitted stay queued for a later flush
