@@ -18,7 +18,12 @@ by the production code (:mod:`stream_processors.embed.adapter`, default
 * **own half** -- trained on the first half of the system's own lines, judged on the
   second half (what ``seismo embed finetune --from FILE`` does with a user's own file).
 
-Usage: python bench/embed_adapter.py --data ../shared/data/loghub2k [--cache FILE.npz]
+With ``--full`` (needs torch, the ``deep`` extra), the own-half column is also measured for
+``--method full`` (:mod:`stream_processors.embed.finetune_full`, default :class:`FullConfig`):
+the transformer's top layers fine-tuned on the same first-half pairs, the second half embedded
+by the numpy engine from the written model folder.
+
+Usage: python bench/embed_adapter.py --data ../shared/data/loghub2k [--cache FILE.npz] [--full]
        [--write-docs docs/benchmarks.md]
 """
 
@@ -27,6 +32,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,7 +46,7 @@ from docblock import write_block
 from templates import load_system
 
 from stream_processors.embed.adapter import TrainConfig, retrieval_accuracy, train
-from stream_processors.embed.finetune import embed_all
+from stream_processors.embed.finetune import Corpus, embed_all
 from stream_processors.embed.minilm import MiniLMEmbedder
 from stream_processors.normalize.templating.offline import templates_offline
 
@@ -87,11 +93,35 @@ def accuracy(vec: Vectors, lines: list[str], labels: list[str], w: np.ndarray | 
     return retrieval_accuracy(vec(lines), labels, vec(names), names, w)
 
 
+def full_own_half(lines: list[str], mined: list[str], truth: list[str], scratch: Path) -> tuple[float, float]:
+    """``--method full`` trained on the first half; (mined, Loghub) accuracy on the second half."""
+    from stream_processors.embed.finetune_full import train_full
+
+    half = len(lines) // 2
+    data = Corpus(lines[:half], mined[:half], [False] * half)
+    started = time.monotonic()
+    result = train_full(data, scratch / "model", progress=lambda step, loss: print(
+        f"\r  fine-tuning step {step} (loss {loss:.3f}) {time.monotonic() - started:.0f} s", end="",
+        file=sys.stderr, flush=True))
+    print(file=sys.stderr)
+    engine = MiniLMEmbedder(result.folder)
+    second = lines[half:]
+    out = []
+    for labels in (mined[half:], truth[half:]):
+        names = sorted(set(labels))
+        vectors = embed_all(engine, second + names)
+        out.append(retrieval_accuracy(np.stack([vectors[t] for t in second]), labels,
+                                      np.stack([vectors[n] for n in names]), names))
+    return out[0], out[1]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, type=Path, help="folder holding one sub-folder per system")
     parser.add_argument("--cache", type=Path, help="an .npz file keeping the embeddings between runs")
     parser.add_argument("--write-docs", type=Path, help="write the table into this Markdown file's block")
+    parser.add_argument("--full", action="store_true",
+                        help="also fine-tune the transformer (--method full; needs torch) on each own half")
     args = parser.parse_args(argv)
     folders = sorted(p for p in args.data.iterdir() if p.is_dir())
     if len(folders) < 2:
@@ -108,7 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     vec.fill([t for s in systems.values() for part in s for t in part])
     head = ("| system | mined: base | LOSO | own half: base | own half | Loghub: base | LOSO "
             "| own half: base | own half |")
-    rows, out = [], [head, "|" + "---|" * 9]
+    head += " mined: own half, full | Loghub: own half, full |" if args.full else ""
+    rows, out = [], [head, "|" + "---|" * (11 if args.full else 9)]
+    scratch = Path(tempfile.mkdtemp(prefix="seismo-bench-ft-"))
     for name, (lines, mined, truth) in systems.items():
         others = [s for s in systems if s != name]
         anchors = np.concatenate([vec(systems[s][0]) for s in others])
@@ -123,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             accuracy(vec, second, mined[half:], None), accuracy(vec, second, mined[half:], own),
             accuracy(vec, lines, truth, None), accuracy(vec, lines, truth, loso),
             accuracy(vec, second, truth[half:], None), accuracy(vec, second, truth[half:], own),
-        )
+        ) + (full_own_half(lines, mined, truth, scratch) if args.full else ())
         rows.append(row)
         out.append(f"| {name} | " + " | ".join(f"{x:.3f}" for x in row) + " |")
         print(out[-1], file=sys.stderr)
@@ -135,17 +167,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"own half: base {means[2]:.3f} -> adapter {means[3]:.3f}\n"
         f"Loghub templates: base {means[4]:.3f} -> LOSO adapter {means[5]:.3f} (held-out systems); "
         f"own half: base {means[6]:.3f} -> adapter {means[7]:.3f}"
-    )
+    ) + (f"\nown half, --method full: mined {means[8]:.3f}, Loghub {means[9]:.3f}" if args.full else "")
     print(table)
     print("\n" + summary)
     if args.write_docs:
         body = (
             "## Embedding adapter: nearest-template retrieval of raw lines (Loghub-2k, shared systems)\n\n"
-            "Generated by `python bench/embed_adapter.py --data ../shared/data/loghub2k --write-docs "
-            "docs/benchmarks.md`. Accuracy of a raw line's nearest template (cosine) being its own; "
+            "Generated by `python bench/embed_adapter.py --data ../shared/data/loghub2k"
+            + (" --full" if args.full else "") + " --write-docs docs/benchmarks.md`. "
+            "Accuracy of a raw line's nearest template (cosine) being its own; "
             "*LOSO*: adapter trained on the other systems; *own half*: trained on the first half of the "
             "system's lines, judged on the second half. Training pairs are (line, mined template); "
-            "Loghub labels are only used to judge.\n\n" + table + "\n\n" + summary + "\n"
+            "Loghub labels are only used to judge. *full* (with `--full`): `--method full`, the "
+            "transformer's top two layers fine-tuned on the same own-half pairs (torch, CPU), served "
+            "by the numpy engine.\n\n" + table + "\n\n" + summary + "\n"
         )
         write_block(args.write_docs, "embed_adapter", body)
     return 0

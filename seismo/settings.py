@@ -91,8 +91,9 @@ class Settings(BaseSettings):
         description="Template embeddings for novelty: all-MiniLM-L6-v2 (numpy), a hashing stand-in, or off.",
     )
     embed_adapter: Path | None = Field(
-        default=None, description="An adapter file from `seismo embed finetune`: template vectors go "
-        "through it (a new model version, so cached vectors of the base model are not reused).",
+        default=None, description="An adapter file or fine-tuned model folder from `seismo embed finetune`: "
+        "template vectors go through it (a new model version, so cached vectors of the base model are not "
+        "reused).",
     )
     embed_lru_size: int = Field(default=10_000, ge=1, description="Template vectors kept in process.")
     search_lookback_s: float = Field(

