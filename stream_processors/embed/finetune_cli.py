@@ -49,7 +49,7 @@ def finetune_command(
              "SEISMO_STATE_DIR/embed/model/ for full).")] = None,
     method: Annotated[str, typer.Option(
         help="head: a linear head in numpy (seconds); full: fine-tune the transformer's top layers "
-             "(torch, minutes; pip install 'seismo[deep]').")] = "head",
+             "(torch on CPU, minutes; needs the 'deep' extra).")] = "head",
     layers: Annotated[int, typer.Option(
         min=1, max=6, help="Top transformer layers trained (--method full).")] = 2,
     fmt: Annotated[str, typer.Option(
@@ -60,7 +60,7 @@ def finetune_command(
     per_template: Annotated[int, typer.Option(min=2, help="Most distinct lines kept per template.")] = 40,
     max_lines: Annotated[int, typer.Option(min=10, help="Most lines embedded in all.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Seed of the sampling and of the training.")] = 0,
-    force: Annotated[bool, typer.Option(help="Write the adapter even when it is not better.")] = False,
+    force: Annotated[bool, typer.Option(help="Write the result even when it is not better.")] = False,
 ) -> None:
     """Adapt the embedder to FILE's lines and keep the result if it retrieves templates better."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
