@@ -54,6 +54,7 @@ from seismo.logs import fields, kafka_logging
 from seismo.settings import Settings
 from seismo.topics import Topics
 from stream_processors.exceptions import InvalidEvent, RecoverableError
+from stream_processors.runtime.commit import Committer
 from stream_processors.runtime.deadletter import park, where
 from stream_processors.runtime.fence import ReplayFence
 from stream_processors.runtime.metrics import refresh_lag, series
@@ -106,6 +107,7 @@ class StepRuntime:
             conf["group.instance.id"] = f"{settings.worker_instance_id}-{step.name}-{instance}"
         self._consumer = Consumer(kafka_logging(conf))
         self._stop = threading.Event()
+        self._committer = Committer(self._stop.is_set)  # a stop walks away from a commit stuck in librdkafka
         self._publisher = KafkaPublisher(  # a broker outage is waited out (no delivery timeout), a stop not
             settings.bootstrap, client_id=f"{self.group_id}-{instance}", interrupted=self._stop.is_set,
             **kafka_logging(), **{"message.timeout.ms": 0},
@@ -114,9 +116,8 @@ class StepRuntime:
         self._offsets: dict[tuple[str, int], int] = {}
         self._first: dict[tuple[str, int], int] = {}  # first offset processed since the last commit
         self._fences = ReplayFence(self.group_id, step.name)  # records the saved states already hold
-        self._commit_warned, self._newest_event_us = 0.0, 0
+        self._commit_warned, self._newest_event_us, self.stop_flush_s = 0.0, 0, 10.0
         self._metrics, self._label = series(), step.name
-        self.stop_flush_s = 10.0
         step.attach(lambda key: self._store_call("load", lambda: self.store.load(key)))
 
     # -- control -----------------------------------------------------------------------------
@@ -128,18 +129,20 @@ class StepRuntime:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def abandoned(self) -> bool:  # the stop left a commit in librdkafka (:mod:`.commit`): leave at once
+        return self._committer.stuck
+
     def run(self) -> None:
         """Consume until :meth:`stop`; checkpoint on the way out.  Raises PublishError when the
         broker refuses output (nothing after the last checkpoint is committed).
 
-        Stopping never waits on a dead dependency for long: a final checkpoint that cannot
-        reach the broker (``stop_flush_s``) or the state store (which gives up once told to
-        stop) is abandoned with a warning; the next owner of the partitions replays from the
-        last commit, which the steps make harmless.
+        Stopping never waits on a dead dependency for long: a final checkpoint that cannot reach the
+        broker (``stop_flush_s``; a commit: :mod:`.commit`) or the state store (which gives up once
+        told to stop) is abandoned with a warning; the partitions replay from the last commit.
         """
         self._consumer.subscribe(self.step.inputs, on_revoke=self._revoked, on_lost=self._lost)
-        last = time.monotonic()
-        batches = 0
+        last, batches = time.monotonic(), 0
         try:
             while not self._stop.is_set():
                 # The first batches ramp up (100, 200, 400, ...): the steps after this one start on
@@ -174,19 +177,18 @@ class StepRuntime:
             # What the last checkpoint did not commit stays uncommitted: closing revokes the
             # partitions, and a checkpoint there would commit past a save or a delivery that failed.
             self._drop_uncommitted()
-            self._consumer.close()
+            if not self.abandoned:  # closing would wait for the stuck commit too
+                self._consumer.close()
             self._loop.run_until_complete(self._close_store())
             self._loop.close()
 
     def _final_checkpoint(self) -> None:
         try:
             self.checkpoint(flush_s=self.stop_flush_s)
-        except PublishError as exc:
-            log.warning("%s: stopped without a last checkpoint (%s); the partitions replay from the "
-                        "last commit", self._label, exc, extra=fields(step=self._label))
-        except KafkaException as exc:
-            log.warning("%s: could not commit on the way out (%s); the partitions replay from the "
-                        "last commit", self._label, exc, extra=fields(step=self._label))
+        except (PublishError, KafkaException) as exc:
+            what = "a last checkpoint" if isinstance(exc, PublishError) else "committing on the way out"
+            log.warning("%s: stopped without %s (%s); the partitions replay from the last commit",
+                        self._label, what, exc, extra=fields(step=self._label))
 
     # -- one batch ---------------------------------------------------------------------------
     def process(self, messages: list[Message]) -> None:
@@ -276,12 +278,11 @@ class StepRuntime:
 
     # -- checkpoint ---------------------------------------------------------------------------
     def checkpoint(self, flush_s: float | None = None) -> None:
-        """Outputs acknowledged → changed states saved → offsets committed.  Blocks: while the
-        broker is away it waits for it, until :meth:`stop`; from then on (or with ``flush_s``)
-        it waits at most ``flush_s`` (default ``stop_flush_s``) for the acknowledgements and
-        raises PublishError (nothing saved or committed then).  A commit the group refuses
-        (rebalanced meanwhile) is dropped with a warning: the states are saved, and the
-        partitions' next owner replays from the last commit."""
+        """Outputs acknowledged → changed states saved → offsets committed.  Blocks: while the broker is
+        away it waits for it, until :meth:`stop`; from then on (or with ``flush_s``) it waits at most
+        ``flush_s`` (default ``stop_flush_s``) for the acknowledgements and raises PublishError
+        (nothing saved or committed then).  A commit the group refuses (rebalanced meanwhile) is
+        dropped with a warning: the partitions' next owner replays from the last commit."""
         if not self._offsets:
             return
         started = time.perf_counter()
@@ -328,7 +329,7 @@ class StepRuntime:
         try:
             if self._stop.is_set():  # see the module's docstring
                 self._consumer.committed([TopicPartition(offsets[0].topic, offsets[0].partition)], 2.0)
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            self._committer.commit(self._consumer, offsets)
             return True
         except KafkaException as exc:
             err = exc.args[0]

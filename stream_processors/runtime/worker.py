@@ -57,6 +57,9 @@ GRACE_S = 30.0
 # A step still running this long after it was told to stop writes every thread's stack to stderr
 # (it is about to be killed: the stack says what it waited on).
 STALL_DUMP_S = GRACE_S * 2 / 3
+# Writes a step's stacks at once, even while Python's own handlers wait for a call in C to return:
+# the supervisor sends it to a child that did not stop in time, before the kill.
+STACK_SIGNAL = signal.SIGUSR1
 _PR_SET_PDEATHSIG = 1
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -115,6 +118,7 @@ def run_step(
     exist; False means "do not start" (the supervisor is stopping or could not make them)."""
     stop = threading.Event()
     built: list[StepRuntime] = []
+    faulthandler.register(STACK_SIGNAL, all_threads=True)
 
     def on_signal(*_: object) -> None:  # a stop asked for during start-up is honoured once built
         if not stop.is_set():
@@ -140,6 +144,10 @@ def run_step(
         os.nice(nice)
     log.info("%s runtime consuming as group %s", name, runtime.group_id)
     runtime.run()  # the stack dump stays armed past here: a stall in the process's exit shows too
+    if runtime.abandoned:  # a commit is stuck in librdkafka: destroying the consumer at exit would wait on it
+        log.warning("%s runtime leaving without closing its consumer (a commit did not return)", name)
+        logging.shutdown()
+        os._exit(0)
 
 
 def run_worker(
@@ -245,8 +253,14 @@ class Supervisor:
             try:
                 child.wait(GRACE_S)
             except subprocess.TimeoutExpired:
-                log.error("a step did not stop within %.0fs; killing it", GRACE_S)
-                child.kill()
+                step = next(f"{s}#{i}" for (s, i), c in self._children.items() if c is child)
+                log.error("the %s runtime did not stop within %.0fs; its threads' stacks follow, then it is "
+                          "killed", step, GRACE_S)
+                child.send_signal(STACK_SIGNAL)  # faulthandler in the child writes them to stderr
+                try:
+                    child.wait(1.0)
+                except subprocess.TimeoutExpired:
+                    child.kill()
                 child.wait()
 
 

@@ -86,5 +86,5 @@ def test_a_stop_with_the_coordinator_away_leaves_the_offsets_uncommitted_without
         thread.join(30)
     assert not failure, failure
     assert watched.commits == 0, "the stop committed (and waited for the absent coordinator) without asking"
-    assert any("stopped without a last checkpoint" in r.getMessage() or "could not commit on the way out"
-               in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+    said = [r.getMessage() for r in caplog.records]
+    assert any("stopped without" in m for m in said), said
