@@ -46,7 +46,7 @@ from docblock import write_block
 from templates import load_system
 
 from stream_processors.embed.adapter import TrainConfig, retrieval_accuracy, train
-from stream_processors.embed.finetune import Corpus, embed_all
+from stream_processors.embed.finetune import Corpus, embed_all, held_out_accuracy
 from stream_processors.embed.minilm import MiniLMEmbedder
 from stream_processors.normalize.templating.offline import templates_offline
 
@@ -104,15 +104,9 @@ def full_own_half(lines: list[str], mined: list[str], truth: list[str], scratch:
         f"\r  fine-tuning step {step} (loss {loss:.3f}) {time.monotonic() - started:.0f} s", end="",
         file=sys.stderr, flush=True))
     print(file=sys.stderr)
-    engine = MiniLMEmbedder(result.folder)
-    second = lines[half:]
-    out = []
-    for labels in (mined[half:], truth[half:]):
-        names = sorted(set(labels))
-        vectors = embed_all(engine, second + names)
-        out.append(retrieval_accuracy(np.stack([vectors[t] for t in second]), labels,
-                                      np.stack([vectors[n] for n in names]), names))
-    return out[0], out[1]
+    engine, second = MiniLMEmbedder(result.folder), lines[half:]
+    judged = [Corpus(second, labels, [True] * len(second)) for labels in (mined[half:], truth[half:])]
+    return held_out_accuracy(engine, judged[0]), held_out_accuracy(engine, judged[1])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,13 +38,15 @@ def finetuned_embedder(settings: Settings) -> Embedder:
     from stream_processors.embed.adapter import AdapterError
     from stream_processors.embed.finetune_full import check_finetuned
     from stream_processors.embed.minilm import MiniLMEmbedder
+    from stream_processors.embed.model import ModelConfig, model_dir, model_version
 
     folder = settings.embed_adapter
     assert folder is not None
     if settings.embedder != "minilm":
         raise AdapterError(f"{folder} is a fine-tuned MiniLM model; it needs SEISMO_EMBEDDER=minilm, "
                            f"not {settings.embedder}")
-    check_finetuned(folder, MiniLMEmbedder().model_version)
+    base = model_dir()
+    check_finetuned(folder, model_version(base, ModelConfig.read(base).max_seq_length))
     return MiniLMEmbedder(folder)
 
 

@@ -26,6 +26,7 @@ from stream_processors.embed.model import MARKER
 
 if TYPE_CHECKING:
     from stream_processors.embed.finetune import Corpus
+    from stream_processors.embed.minilm import MiniLMEmbedder
 
 METHODS = ("head", "full")
 
@@ -89,7 +90,7 @@ def finetune_command(
     except EmbedError as exc:
         raise fail(str(exc)) from None
     if method == "full":
-        _full(data, source, target, layers, steps or 150, seed, force)
+        _full(data, source, target, embedder, layers, steps or 150, seed, force)
         return
     steps = steps or 300
     texts = data.lines + sorted(set(data.templates))
@@ -116,7 +117,8 @@ def finetune_command(
     console.print(f"wrote {target}; use it with SEISMO_EMBED_ADAPTER={target}", highlight=False)
 
 
-def _full(data: Corpus, source: Path, target: Path, layers: int, steps: int, seed: int, force: bool) -> None:
+def _full(data: Corpus, source: Path, target: Path, base_engine: MiniLMEmbedder, layers: int, steps: int,
+          seed: int, force: bool) -> None:
     """``--method full``: train into a staging folder beside ``target``, judge what the numpy engine
     serves from it, and move it to ``target`` only when it is better (or forced)."""
     import shutil
@@ -138,7 +140,7 @@ def _full(data: Corpus, source: Path, target: Path, layers: int, steps: int, see
     try:
         with Progress(*columns, console=console, transient=True) as bar:
             task = bar.add_task("judging the base model", total=held)
-            base = held_out_accuracy(MiniLMEmbedder(), data, progress=lambda n: bar.advance(task, n))
+            base = held_out_accuracy(base_engine, data, progress=lambda n: bar.advance(task, n))
             task = bar.add_task("fine-tuning", total=steps)
             result = train_full(data, staging, FullConfig(steps=steps, layers=layers, seed=seed),
                                 progress=lambda step, loss: bar.update(task, completed=step))

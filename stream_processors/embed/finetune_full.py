@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from stream_processors.embed.adapter import AdapterError
 from stream_processors.embed.finetune import Corpus
-from stream_processors.embed.model import MARKER, ModelConfig, model_dir, model_version
+from stream_processors.embed.model import MARKER, ModelConfig, finetuned_version, model_dir, model_version
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -140,7 +140,8 @@ def train_full(data: Corpus, out: Path, config: FullConfig | None = None, base: 
     config = config or FullConfig()
     torch = torch_module()
     torch.manual_seed(config.seed)
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    torch.set_num_threads(cores)
     folder = model_dir(base)
     model_config = ModelConfig.read(folder)
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
@@ -228,4 +229,4 @@ def check_finetuned(folder: Path, base_version: str) -> str:
     if not (folder / WEIGHTS).is_file() or weights_digest(folder / WEIGHTS) != weights:
         raise AdapterError(f"{folder / WEIGHTS} is missing or not the weights {MARKER} names "
                            "(an interrupted copy?): fine-tune again or copy the whole folder")
-    return f"{base}+ft:{weights}"
+    return finetuned_version(base, weights)

@@ -73,6 +73,11 @@ def model_dir(override: Path | None = None) -> Path:
     return folder
 
 
+def finetuned_version(base: str, weights: str) -> str:
+    """The model version of a folder fine-tuned from ``base`` whose weights digest to ``weights``."""
+    return f"{base}+ft:{weights}"
+
+
 def model_version(folder: Path, max_seq_length: int) -> str:
     """``all-MiniLM-L6-v2@<package version>/<max tokens>``; the same for every engine.  A fine-tuned
     folder (one with :data:`MARKER`) is its base's version ``+ft:<digest of its weights>``."""
@@ -80,7 +85,7 @@ def model_version(folder: Path, max_seq_length: int) -> str:
     if marker.is_file():
         try:
             meta = json.loads(marker.read_text(encoding="utf-8"))
-            return f"{meta['base']}+ft:{meta['weights']}"
+            return finetuned_version(str(meta["base"]), str(meta["weights"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelNotFound(f"{marker} is not a Seismo fine-tune marker: {exc!r}") from None
     try:

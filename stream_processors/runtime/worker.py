@@ -249,13 +249,12 @@ class Supervisor:
             if child.poll() is None:
                 child.terminate()
         self._go()  # a child still waiting for "go" reads the end of its stdin and returns
-        for child in self._children.values():
+        for (step, index), child in self._children.items():
             try:
                 child.wait(GRACE_S)
             except subprocess.TimeoutExpired:
-                step = next(f"{s}#{i}" for (s, i), c in self._children.items() if c is child)
-                log.error("the %s runtime did not stop within %.0fs; its threads' stacks follow, then it is "
-                          "killed", step, GRACE_S)
+                log.error("the %s#%d runtime did not stop within %.0fs; its threads' stacks follow, then it "
+                          "is killed", step, index, GRACE_S)
                 child.send_signal(STACK_SIGNAL)  # faulthandler in the child writes them to stderr
                 try:
                     child.wait(1.0)
